@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make test` and `make demo`.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(VENV)/bin/read-jax demo
+
+bench: install
+	$(VENV)/bin/read-jax bench all --json
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
