@@ -213,6 +213,10 @@ def _rope_from_hf(hf: dict[str, Any]) -> RopeConfig:
         raise CheckpointFormatError(
             f"rope_scaling type {rope_type!r} is not supported (supported: {', '.join(SUPPORTED_ROPE_TYPES)})"
         )
+    if rope_type == "default":
+        return RopeConfig(theta=float(theta))
+    if rope_type == "linear":
+        return RopeConfig(theta=float(theta), rope_type=rope_type, factor=float(scaling.get("factor", 1.0)))
     return RopeConfig(
         theta=float(theta),
         rope_type=rope_type,
