@@ -1,0 +1,379 @@
+"""Teacher generation: a jitted KV-cache sampler that can also hand back top-k log-probs.
+
+```python
+from read_jax.sampling import generate
+out = generate(model, prompt_ids, max_new_tokens=128, temperature=0.0, top_p=1.0, top_k=0,
+               eos_id=None, seed=0, topk_logprobs=0, mesh=None)
+out.tokens[i]                 # list[int]: new tokens of prompt i, ending with the first eos if one was emitted
+out.token_logprobs[i]         # list[float], same length
+out.topk_ids[i], out.topk_logprobs[i]   # [len, k] numpy when topk_logprobs > 0
+```
+
+How it runs
+- The module is split once per call (`nnx.split`); two jitted *pure* functions of
+  ``(graphdef static, state, ...)`` do the work: ``prefill`` (the whole left-padded prompt
+  batch in one forward pass, then the first sampled token) and ``decode`` (one
+  ``lax.while_loop`` of single-token steps that stops at ``max_new_tokens`` or when every
+  row has emitted an end-of-sequence id).  The decode state (KV cache, output buffers,
+  positions, done mask, step) is donated to ``decode``, so the cache is updated in place.
+- Compiles are bounded by bucketing: batch, prompt length and the new-token buffer are
+  rounded up to powers of two (dummy rows are padded in, marked done from the start); the
+  cache holds ``prompt_bucket + new_bucket`` slots, i.e. a sum of two powers of two, which
+  bounds the programs as tightly as a pure power of two and never attends over more than
+  twice the needed slots... and usually far fewer (32 + 128 = 160, not 256).
+  ``max_new_tokens`` itself, temperature, top-p, top-k, the seed and the eos ids are traced
+  arrays: changing them never recompiles.
+- Sampling per row: temperature 0 is greedy (argmax of the raw logits); otherwise logits are
+  divided by the temperature, truncated to the top-k (0 = off), then to the smallest set of
+  most likely tokens whose probability reaches top-p (1 = off), and sampled with Gumbel-max.
+  Tokens tied with the truncation threshold are kept.  When no row of the batch samples,
+  the sort needed for top-k / top-p is skipped at run time (``lax.cond``).
+- Randomness: row ``i`` uses ``fold_in(fold_in(key(seed), i), step)``, so a seed gives the
+  same output every time, and a row's output depends only on its own prompt, parameters,
+  row index and the seed -- never on the other rows, the batch bucket or its left padding.
+- Log-probs: ``token_logprobs`` and the optional top-k capture are log-probs of the
+  teacher's *untempered, untruncated* softmax, ``log_softmax(logits)``, whatever
+  temperature / top-p / top-k the sample was drawn with.  That is the distribution logit
+  distillation matches (a KD loss at temperature T re-tempers it, and a top-k sparse KL
+  needs the teacher's real probabilities, not a truncated renormalised proposal); the
+  sampling distribution can be recovered from it when needed.
+- Under a mesh the parameters are placed by the rule table (`read_jax.sharding`), the
+  batch (and the KV cache) is sharded over the data axes, the cache's KV heads over 'tp'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx, struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from read_jax.models.decoder import Decoder, KVCache
+from read_jax.sharding import BATCH_AXES, batch_sharding, named_sharding, state_shardings
+
+Array = jax.Array
+
+MIN_PROMPT_BUCKET = 8
+MIN_EOS_SLOTS = 4
+
+__all__ = ["GenerateOutput", "generate", "generate_text", "sample_logits", "bucket", "compile_count"]
+
+
+# --------------------------------------------------------------------------- output
+@dataclasses.dataclass
+class GenerateOutput:
+    """Per-prompt results (lists indexed like the prompts)."""
+
+    tokens: list[list[int]]
+    token_logprobs: list[list[float]]
+    topk_ids: list[np.ndarray] | None = None       # each [len, k] int32
+    topk_logprobs: list[np.ndarray] | None = None  # each [len, k] float32
+    finished: list[bool] = dataclasses.field(default_factory=list)  # True when an eos was emitted
+
+    @property
+    def num_generated_tokens(self) -> int:
+        return sum(len(t) for t in self.tokens)
+
+
+# --------------------------------------------------------------------------- helpers
+def bucket(n: int, minimum: int = 1) -> int:
+    """The smallest power of two >= max(n, minimum)."""
+    n = max(int(n), int(minimum), 1)
+    return 1 << (n - 1).bit_length()
+
+
+def _per_example(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
+    arr = np.asarray(value, dtype=dtype)
+    if arr.ndim == 0:
+        return np.full((n,), arr, dtype)
+    if arr.shape != (n,):
+        raise ValueError(f"{name}: expected a scalar or {n} values (one per prompt), got shape {arr.shape}")
+    return arr
+
+
+def sample_logits(logits: Array, keys: Array, temperature: Array, top_p: Array, top_k: Array) -> Array:
+    """One token per row from ``logits`` [B, V] (float32) with per-row parameters [B].
+
+    temperature 0 -> argmax; else softmax(logits / temperature) truncated to the top-k
+    (k <= 0 or k >= V: off), then to the smallest most-likely set with mass >= top_p
+    (top_p >= 1: off), sampled by Gumbel-max with the row's key (``keys``: [B] key array).
+    """
+    logits = logits.astype(jnp.float32)
+    v = logits.shape[-1]
+    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    sampling = temperature > 0
+
+    def draw() -> Array:
+        t = jnp.where(sampling, temperature, 1.0).astype(jnp.float32)
+        scaled = logits / t[:, None]
+        desc = -jnp.sort(-scaled, axis=-1)  # [B, V] descending
+        rank = jnp.arange(v, dtype=jnp.int32)[None, :]
+        k = jnp.where((top_k > 0) & (top_k < v), top_k, v).astype(jnp.int32)
+        in_k = rank < k[:, None]
+        masked = jnp.where(in_k, desc, -jnp.inf)
+        probs = jax.nn.softmax(masked, axis=-1)
+        mass_before = jnp.cumsum(probs, axis=-1) - probs
+        keep = in_k & ((mass_before < top_p[:, None]) | (top_p[:, None] >= 1.0))
+        n_keep = jnp.maximum(jnp.sum(keep, axis=-1), 1)
+        threshold = jnp.take_along_axis(desc, (n_keep - 1)[:, None], axis=-1)
+        truncated = jnp.where(scaled >= threshold, scaled, -jnp.inf)
+        gumbel = jax.vmap(lambda key: jax.random.gumbel(key, (v,), jnp.float32))(keys)
+        drawn = jnp.argmax(truncated + gumbel, axis=-1).astype(jnp.int32)
+        return jnp.where(sampling, drawn, greedy)
+
+    return jax.lax.cond(jnp.any(sampling), draw, lambda: greedy)
+
+
+# --------------------------------------------------------------------------- jitted core
+@struct.dataclass
+class SamplingParams:
+    temperature: Array  # [B] float32
+    top_p: Array        # [B] float32
+    top_k: Array        # [B] int32
+    seed: Array         # [] uint32
+    eos: Array          # [E] int32, -1 = unused slot
+    active: Array       # [B] bool, False for dummy rows padded in by bucketing
+    max_new_tokens: Array  # [] int32
+
+
+@struct.dataclass
+class DecodeState:
+    cache: KVCache
+    token: Array        # [B] int32, last sampled token (the next input)
+    position: Array     # [B] int32, RoPE position of ``token``
+    done: Array         # [B] bool
+    step: Array         # [] int32, number of tokens sampled so far
+    tokens: Array       # [B, N] int32
+    logprobs: Array     # [B, N] float32
+    topk_ids: Array     # [B, N, k] int32 (k may be 0)
+    topk_logprobs: Array  # [B, N, k] float32
+
+
+def _row_keys(seed: Array, step: Array, batch: int) -> Array:
+    base = jax.random.key(seed)
+    rows = jnp.arange(batch, dtype=jnp.uint32)
+    return jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(base, r), step))(rows)
+
+
+def _constrain(x: Array, mesh: Mesh | None, spec: P) -> Array:
+    if mesh is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
+def _constrain_state(s: DecodeState, mesh: Mesh | None) -> DecodeState:
+    if mesh is None:
+        return s
+    kv = lambda a: jax.lax.with_sharding_constraint(a, named_sharding(mesh, KVCache.LOGICAL_AXES, a.shape))
+    cache = s.cache.replace(keys=tuple(kv(a) for a in s.cache.keys), values=tuple(kv(a) for a in s.cache.values),
+                            key_mask=_constrain(s.cache.key_mask, mesh, P(BATCH_AXES, None)))
+    b = P(BATCH_AXES)
+    return s.replace(
+        cache=cache, token=_constrain(s.token, mesh, b), position=_constrain(s.position, mesh, b),
+        done=_constrain(s.done, mesh, b), tokens=_constrain(s.tokens, mesh, P(BATCH_AXES, None)),
+        logprobs=_constrain(s.logprobs, mesh, P(BATCH_AXES, None)),
+        topk_ids=_constrain(s.topk_ids, mesh, P(BATCH_AXES, None, None)),
+        topk_logprobs=_constrain(s.topk_logprobs, mesh, P(BATCH_AXES, None, None)))
+
+
+def _pick(logits: Array, step: Array, p: SamplingParams, k: int):
+    """Sample one token per row and compute its log-prob (+ top-k) under log_softmax(logits)."""
+    b = logits.shape[0]
+    token = sample_logits(logits, _row_keys(p.seed, step, b), p.temperature, p.top_p, p.top_k)
+    logz = jax.nn.logsumexp(logits, axis=-1)
+    logprob = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0] - logz
+    if k:
+        top_vals, top_ids = jax.lax.top_k(logits, k)
+        top = (top_ids.astype(jnp.int32), top_vals - logz[:, None])
+    else:
+        top = (jnp.zeros((b, 0), jnp.int32), jnp.zeros((b, 0), jnp.float32))
+    return token, logprob, top
+
+
+def _is_eos(token: Array, eos: Array) -> Array:
+    return jnp.any(token[:, None] == eos[None, :], axis=-1)
+
+
+def _record(s: DecodeState, token, logprob, top, at) -> DecodeState:
+    def put(buf, val):
+        start = (0, at) + (0,) * (buf.ndim - 2)
+        return jax.lax.dynamic_update_slice(buf, val[:, None].astype(buf.dtype), start)
+
+    return s.replace(tokens=put(s.tokens, token), logprobs=put(s.logprobs, logprob),
+                     topk_ids=put(s.topk_ids, top[0]), topk_logprobs=put(s.topk_logprobs, top[1]))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "cache_len", "n_out", "k", "mesh"))
+def _prefill(graphdef, state, ids: Array, mask: Array, params: SamplingParams, *,
+             cache_len: int, n_out: int, k: int, mesh: Mesh | None) -> DecodeState:
+    model: Decoder = nnx.merge(graphdef, state)
+    b, t = ids.shape
+    cache = KVCache.init(model.config, b, cache_len)
+    positions = jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=1) - 1, 0)
+    hidden, cache = model.hidden_states(ids, attention_mask=mask, positions=positions, cache=cache)
+    logits = model.logits_from_hidden(hidden[:, -1])  # left padding: the last column is real
+    step = jnp.zeros((), jnp.int32)
+    token, logprob, top = _pick(logits, step, params, k)
+    s = DecodeState(
+        cache=cache, token=token, position=jnp.sum(mask.astype(jnp.int32), axis=1),
+        done=_is_eos(token, params.eos) | ~params.active, step=step + 1,
+        tokens=jnp.zeros((b, n_out), jnp.int32), logprobs=jnp.zeros((b, n_out), jnp.float32),
+        topk_ids=jnp.zeros((b, n_out, k), jnp.int32), topk_logprobs=jnp.zeros((b, n_out, k), jnp.float32))
+    return _constrain_state(_record(s, token, logprob, top, 0), mesh)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "mesh"), donate_argnames=("s",))
+def _decode(graphdef, state, s: DecodeState, params: SamplingParams, *, mesh: Mesh | None) -> DecodeState:
+    k = s.topk_ids.shape[-1]
+    limit = jnp.minimum(params.max_new_tokens, s.tokens.shape[1])
+
+    def cond(s: DecodeState):
+        return (s.step < limit) & ~jnp.all(s.done)
+
+    def body(s: DecodeState) -> DecodeState:
+        model: Decoder = nnx.merge(graphdef, state)
+        b = s.token.shape[0]
+        hidden, cache = model.hidden_states(
+            s.token[:, None], attention_mask=jnp.ones((b, 1), jnp.bool_), positions=s.position[:, None],
+            cache=s.cache)
+        logits = model.logits_from_hidden(hidden[:, 0])
+        token, logprob, top = _pick(logits, s.step, params, k)
+        token = jnp.where(s.done, s.token, token)  # finished rows keep feeding their last token
+        s = _record(s.replace(cache=cache), token, logprob, top, s.step)
+        s = s.replace(token=token, position=s.position + 1, done=s.done | _is_eos(token, params.eos),
+                      step=s.step + 1)
+        return _constrain_state(s, mesh)
+
+    return jax.lax.while_loop(cond, body, s)
+
+
+def compile_count() -> dict[str, int]:
+    """How many programs the sampler's jitted functions hold (for recompilation tests)."""
+    return {"prefill": _prefill._cache_size(), "decode": _decode._cache_size()}
+
+
+# --------------------------------------------------------------------------- public API
+def _eos_ids(eos_id: int | Sequence[int] | None, config) -> list[int]:
+    if eos_id is None:
+        return list(config.eos_ids)
+    if isinstance(eos_id, (int, np.integer)):
+        return [int(eos_id)]
+    return [int(e) for e in eos_id]
+
+
+def generate(model: Decoder, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int = 128,
+             temperature: float | Sequence[float] = 0.0, top_p: float | Sequence[float] = 1.0,
+             top_k: int | Sequence[int] = 0, eos_id: int | Sequence[int] | None = None, seed: int = 0,
+             topk_logprobs: int = 0, mesh: Mesh | None = None, pad_id: int | None = None) -> GenerateOutput:
+    """Generate up to ``max_new_tokens`` new tokens for each prompt (see the module docstring).
+
+    ``prompt_ids``: token-id lists of any (non-zero) lengths.  ``temperature`` / ``top_p`` /
+    ``top_k``: scalars or one value per prompt.  ``eos_id``: an id or ids (default: the
+    model config's eos ids; none = always run ``max_new_tokens``).  ``topk_logprobs``: k of
+    the captured teacher top-k (0 = off).  ``mesh``: run sharded on a ('data','fsdp','tp') mesh.
+    """
+    config = model.config
+    prompts = [list(map(int, p)) for p in prompt_ids]
+    n = len(prompts)
+    if n == 0:
+        return GenerateOutput([], [], [] if topk_logprobs else None, [] if topk_logprobs else None, [])
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("generate: every prompt needs at least one token")
+    if max_new_tokens < 1:
+        raise ValueError(f"generate: max_new_tokens must be >= 1, got {max_new_tokens}")
+    k = int(topk_logprobs)
+    if not 0 <= k <= config.vocab_size:
+        raise ValueError(f"generate: topk_logprobs must be in [0, {config.vocab_size}], got {k}")
+    temp = _per_example(temperature, n, "temperature", np.float32)
+    tp = _per_example(top_p, n, "top_p", np.float32)
+    tk = _per_example(top_k, n, "top_k", np.int32)
+    if (temp < 0).any() or not np.isfinite(temp).all():
+        raise ValueError("generate: temperature must be finite and >= 0")
+    if (tp <= 0).any() or (tp > 1).any():
+        raise ValueError("generate: top_p must be in (0, 1]")
+    if (tk < 0).any():
+        raise ValueError("generate: top_k must be >= 0")
+    eos = _eos_ids(eos_id, config)
+    if pad_id is None:
+        pad_id = config.pad_token_id if config.pad_token_id is not None else 0
+
+    data_size = 1 if mesh is None else int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
+    b = bucket(n, data_size)
+    b = -(-b // data_size) * data_size
+    t = bucket(max(len(p) for p in prompts), MIN_PROMPT_BUCKET)
+    n_out = bucket(max_new_tokens)
+    ids = np.full((b, t), pad_id, np.int32)
+    mask = np.zeros((b, t), np.bool_)
+    for i, p in enumerate(prompts):
+        ids[i, t - len(p):] = p
+        mask[i, t - len(p):] = True
+    mask[n:, -1] = True  # dummy rows: one valid token, done from the start
+
+    def pad_rows(a: np.ndarray, fill) -> np.ndarray:
+        return np.concatenate([a, np.full((b - n,), fill, a.dtype)])
+
+    eos_arr = np.full((bucket(len(eos), MIN_EOS_SLOTS),), -1, np.int32)
+    eos_arr[:len(eos)] = eos
+    params = SamplingParams(
+        temperature=pad_rows(temp, 0.0), top_p=pad_rows(tp, 1.0), top_k=pad_rows(tk, 0),
+        seed=np.asarray(seed, np.uint32), eos=eos_arr, active=np.arange(b) < n,
+        max_new_tokens=np.asarray(max_new_tokens, np.int32))
+
+    graphdef, state = nnx.split(model)
+    if mesh is not None:
+        shardings = state_shardings(mesh, state)
+        state = jax.device_put(state, shardings)
+        ids, mask = (jax.device_put(a, batch_sharding(mesh, 2)) for a in (ids, mask))
+        rep = NamedSharding(mesh, P())
+        params = jax.tree.map(lambda a: jax.device_put(a, batch_sharding(mesh, 1) if a.shape == (b,) else rep),
+                              params)
+    s = _prefill(graphdef, state, ids, mask, params, cache_len=t + n_out, n_out=n_out, k=k, mesh=mesh)
+    s = _decode(graphdef, state, s, params, mesh=mesh)
+    steps, tokens, logprobs, top_ids, top_lps = jax.device_get(
+        (s.step, s.tokens, s.logprobs, s.topk_ids, s.topk_logprobs))
+
+    eos_set = set(eos)
+    out = GenerateOutput([], [], [] if k else None, [] if k else None, [])
+    for i in range(n):
+        row = tokens[i, :steps].tolist()
+        length = next((j + 1 for j, tok in enumerate(row) if tok in eos_set), len(row))
+        length = min(length, max_new_tokens)
+        out.tokens.append(row[:length])
+        out.token_logprobs.append(logprobs[i, :length].tolist())
+        out.finished.append(bool(row[:length]) and row[length - 1] in eos_set)
+        if k:
+            out.topk_ids.append(np.asarray(top_ids[i, :length]))
+            out.topk_logprobs.append(np.asarray(top_lps[i, :length]))
+    return out
+
+
+def generate_text(model: Decoder, tokenizer, prompts: Sequence[str | list[dict[str, str]]], *,
+                  use_chat_template: bool = True, skip_special_tokens: bool = True,
+                  **kwargs: Any) -> list[str]:
+    """Strings in, strings out: encode (through the chat template when the tokenizer has one),
+    `generate`, decode the new tokens with the eos stripped.  ``kwargs`` go to `generate`;
+    by default eos ids are the model config's plus the tokenizer's ``eos_token_id``."""
+    from read_jax.models import encode_prompt
+
+    ids = [encode_prompt(tokenizer, p, use_chat_template=use_chat_template) for p in prompts]
+    if kwargs.get("eos_id") is None:
+        eos = list(model.config.eos_ids)
+        if getattr(tokenizer, "eos_token_id", None) is not None and tokenizer.eos_token_id not in eos:
+            eos.append(int(tokenizer.eos_token_id))
+        kwargs["eos_id"] = eos
+    if kwargs.get("pad_id") is None and getattr(tokenizer, "pad_token_id", None) is not None:
+        kwargs["pad_id"] = int(tokenizer.pad_token_id)
+    out = generate(model, ids, **kwargs)
+    eos_set = set(_eos_ids(kwargs["eos_id"], model.config))
+    texts = []
+    for toks, fin in zip(out.tokens, out.finished):
+        if fin and toks and toks[-1] in eos_set:
+            toks = toks[:-1]
+        texts.append(tokenizer.decode(toks, skip_special_tokens=skip_special_tokens))
+    return texts
