@@ -1,0 +1,1 @@
+"""Distillation engine: masked KD losses, one jitted sharded train step, token accounting."""
