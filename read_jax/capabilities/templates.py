@@ -20,6 +20,7 @@ Filling is deterministic: the same template, seed and providers give the same pr
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
@@ -99,6 +100,22 @@ def _parse_scaffold(scaffold: str) -> list[tuple[str, str | None]]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _compile_scaffold(scaffold: str, patterns: tuple[tuple[str, str | None], ...]) -> re.Pattern[str]:
+    pats = dict(patterns)
+    parts, seen = [], set()
+    for literal, f in _parse_scaffold(scaffold):
+        parts.append(re.escape(literal))
+        if f is None:
+            continue
+        if f in seen:
+            parts.append(f"(?P={f})")
+        else:
+            parts.append(f"(?P<{f}>{pats.get(f) or '.+?'})")
+            seen.add(f)
+    return re.compile("".join(parts), re.DOTALL)
+
+
 @dataclass(frozen=True)
 class Template:
     id: str
@@ -161,18 +178,7 @@ class Template:
         return "".join(parts)
 
     def regex(self) -> re.Pattern[str]:
-        parts, seen = [], set()
-        for literal, f in _parse_scaffold(self.scaffold):
-            parts.append(re.escape(literal))
-            if f is None:
-                continue
-            if f in seen:
-                parts.append(f"(?P={f})")
-            else:
-                pat = self.slot(f).pattern or ".+?"
-                parts.append(f"(?P<{f}>{pat})")
-                seen.add(f)
-        return re.compile("".join(parts), re.DOTALL)
+        return _compile_scaffold(self.scaffold, tuple((s.name, s.pattern) for s in self.slots))
 
     def parse(self, prompt: str) -> dict[str, str] | None:
         """Slot values (plus `fixed`) that reproduce `prompt`, or None when it does not match."""

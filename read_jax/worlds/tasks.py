@@ -1,0 +1,298 @@
+"""Composite downstream tasks: each needs two capabilities, composed.
+
+Every composite op has a direct `solve` (from slots and the world's data) and, in
+`ORACLES`, an oracle that answers a composite *prompt* using only the component
+capabilities' solvers on component prompts (`World.solve`): the test suite checks
+that the two agree, i.e. that each task really is the composition of its skills.
+
+With `WorldConfig.scratchpad` (default) answers show the intermediate result
+(e.g. `12+5=17`, `tree>miro`), the way a chain-of-thought answer would; utility is
+exact match on the whole answer.  Tool calls carry their intermediate result as the
+argument already.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Mapping
+
+import numpy as np
+
+from read_jax.errors import ReadJaxError
+from read_jax.worlds.data import ATTRIBUTES, DAYS, OP_WORDS, UNITS, WorldData
+from read_jax.worlds.ops import (
+    Op,
+    _chain_sample,
+    _code_expr,
+    _code_list,
+    _digits_pair,
+    _fmt,
+    _lc_sample,
+    _pick,
+    apply_steer,
+    order_ops,
+    chain_order,
+    eval_expr,
+    parse_ctx,
+    parse_list,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from read_jax.worlds.world import World
+
+Slots = dict[str, str]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    description: str
+    input_format: str
+    output_format: str
+    requirement: Mapping[str, float]  # the world's true r (normalised by the World)
+    dev_seed: int
+    test_seed: int
+
+
+TASK_SPECS: tuple[TaskSpec, ...] = (
+    TaskSpec(
+        "word_problem",
+        "Arithmetic stated in the synthetic language zl: two numbers written as zl digit words joined by '-'"
+        " and a zl operator word. Translate the zl words to numbers and plus or minus, then compute.",
+        "zl: <number> <operator> <number>?",
+        "the translated expression and its value, e.g. 12+5=17",
+        {"multilingual": 0.5, "math": 0.5}, 1101, 1102,
+    ),
+    TaskSpec(
+        "tool_fact",
+        "Emit a structured tool call (weather, flight or timer) whose argument is a fact recalled from the"
+        " knowledge base about a person: the city they live in or their age.",
+        "a request that mentions a person's city or age",
+        "one tool call, e.g. weather(city,day)",
+        {"tool_use": 0.4, "general_knowledge": 0.6}, 1201, 1202,
+    ),
+    TaskSpec(
+        "format_result",
+        "Compute the sum or difference of two numbers, then apply formatting instructions to the result"
+        " (rev reverses, wrap puts it in brackets, twice repeats it).",
+        "<ops>: <a>+<b>  or  compute <a>+<b>, then <ops>",
+        "the value, '>', then the formatted value, e.g. 19>[19]",
+        {"math": 0.5, "steerability": 0.5}, 1301, 1302,
+    ),
+    TaskSpec(
+        "lookup_translate",
+        "Retrieve the value stored under a key in a key=value context, then translate that English word"
+        " into the synthetic language zl.",
+        "<key=value pairs>. <key> in zl?",
+        "the English value, '>', then its zl translation, e.g. tree>miro",
+        {"long_context": 0.5, "multilingual": 0.5}, 1401, 1402,
+    ),
+    TaskSpec(
+        "code_tool",
+        "Evaluate a tiny list program (len, max, min, sum, sort, rev, indexing) to get a number, then"
+        " call the timer tool with that number.",
+        "timer for <expression> <unit>, x=<list>",
+        "one tool call, e.g. timer(7,min)",
+        {"code": 0.6, "tool_use": 0.4}, 1501, 1502,
+    ),
+    TaskSpec(
+        "fact_reason",
+        "Find the greatest (or least) person in a chain of '>' comparisons between people, then recall"
+        " an attribute of that person (city, color, pet or age) from the knowledge base.",
+        "<a>b, b>c facts>. <attribute> of max?",
+        "the person, '>', then the attribute value, e.g. zok>kopa",
+        {"reasoning": 0.5, "general_knowledge": 0.5}, 1601, 1602,
+    ),
+)
+
+
+def _scratch(d: WorldData, mid: str, final: str) -> str:
+    return f"{mid}>{final}" if d.config.scratchpad else final
+
+
+def _entity_uniform(d: WorldData, rng) -> str:
+    return _pick(rng, d.entities)
+
+
+# ------------------------------------------------------------------ word_problem
+def _wp_sample(d, rng, fixed) -> Slots:
+    a, b = _digits_pair(d, rng)
+    opw = _pick(rng, OP_WORDS)
+    if opw == "minus":
+        a, b = max(a, b), min(a, b)
+    return {"za": d.numeral_to_zl(a), "zop": d.en2zl[opw], "zb": d.numeral_to_zl(b)}
+
+
+def _wp_solve(d: WorldData, s) -> str:
+    a, opw, b = int(d.word_to_en(s["za"])), d.word_to_en(s["zop"]), int(d.word_to_en(s["zb"]))
+    if opw not in OP_WORDS:
+        raise ReadJaxError(f"{s['zop']!r} is not a zl operator word")
+    sym, res = ("+", a + b) if opw == "plus" else ("-", a - b)
+    return f"{a}{sym}{b}={res}" if d.config.scratchpad else str(res)
+
+
+def _wp_oracle(w: "World", s) -> str:
+    en = w.solve(w.fill("ml.en.0", text=f"{s['za']} {s['zop']} {s['zb']}"))
+    a, opw, b = en.split(" ")
+    res = w.solve(w.fill("ma.add.1" if opw == "plus" else "ma.sub.1", a=a, b=b))
+    sym = "+" if opw == "plus" else "-"
+    return f"{a}{sym}{b}={res}" if w.config.scratchpad else res
+
+
+# ------------------------------------------------------------------ tool_fact
+def _tf_weather_sample(d, rng, fixed) -> Slots:
+    return {"e": _entity_uniform(d, rng), "day": _pick(rng, DAYS)}
+
+
+def _tf_flight_sample(d, rng, fixed) -> Slots:
+    e = _entity_uniform(d, rng)
+    others = [c for c in d.cities if c != d.kb[e]["city"]]
+    return {"e": e, "c": _pick(rng, others)}
+
+
+def _tf_timer_sample(d, rng, fixed) -> Slots:
+    return {"e": _entity_uniform(d, rng), "unit": _pick(rng, UNITS)}
+
+
+def _kb(d: WorldData, e: str, attr: str) -> str:
+    if e not in d.kb:
+        raise ReadJaxError(f"unknown entity {e!r}")
+    return d.kb[e][attr]
+
+
+# ------------------------------------------------------------------ format_result
+def _fr_sample(sub: bool):
+    def sample(d, rng, fixed) -> Slots:
+        a, b = _digits_pair(d, rng)
+        if sub:
+            a, b = max(a, b), min(a, b)
+        pool = ("rev", "wrap", "twice")
+        k = int(rng.integers(1, min(d.config.steer_max_ops, len(pool)) + 1))
+        ops = order_ops([pool[i] for i in rng.permutation(len(pool))[:k]])
+        return {"ops": "+".join(ops), "a": str(a), "b": str(b)}
+
+    return sample
+
+
+def _fr_solve(sub: bool):
+    def solve(d, s) -> str:
+        v = str(int(s["a"]) - int(s["b"]) if sub else int(s["a"]) + int(s["b"]))
+        out = v
+        for op in s["ops"].split("+"):
+            out = apply_steer(op, out)
+        return _scratch(d, v, out)
+
+    return solve
+
+
+def _fr_oracle(sub: bool):
+    def oracle(w: "World", s) -> str:
+        v = w.solve(w.fill("ma.sub.0" if sub else "ma.add.0", a=s["a"], b=s["b"]))
+        out = w.solve(w.fill("st.0", ops=s["ops"], w=v))
+        return _scratch(w.data, v, out)
+
+    return oracle
+
+
+# ------------------------------------------------------------------ lookup_translate
+def _lt_solve(d, s) -> str:
+    table = parse_ctx(s["ctx"])
+    v = table[s["k"]]
+    return _scratch(d, v, d.en2zl[v])
+
+
+def _lt_oracle(w: "World", s) -> str:
+    v = w.solve(w.fill("lc.0", ctx=s["ctx"], k=s["k"]))
+    return _scratch(w.data, v, w.solve(w.fill("ml.zl.0", text=v)))
+
+
+# ------------------------------------------------------------------ code_tool
+def _ct_sample(d, rng, fixed) -> Slots:
+    xs = _code_list(d, rng)
+    expr, _ = _code_expr(d, rng, len(xs), numeric_only=True)
+    return {"xs": _fmt(xs), "expr": expr, "unit": _pick(rng, UNITS)}
+
+
+def _ct_solve(d, s) -> str:
+    v = eval_expr(s["expr"], parse_list(s["xs"]))
+    if isinstance(v, list):
+        raise ReadJaxError("code_tool expressions must evaluate to a number")
+    return f"timer({v},{s['unit']})"
+
+
+def _ct_oracle(w: "World", s) -> str:
+    v = w.solve(w.fill("co.0", xs=s["xs"], expr=s["expr"]))
+    return w.solve(w.fill("to.timer.0", n=v, unit=s["unit"]))
+
+
+# ------------------------------------------------------------------ fact_reason
+def _fx_sample(d, rng, fixed) -> Slots:
+    _, facts = _chain_sample(d, rng)
+    return {"facts": ", ".join(facts), "attr": _pick(rng, ATTRIBUTES)}
+
+
+def _fx_solve(which: int):
+    def solve(d, s) -> str:
+        e = chain_order(s["facts"])[which]
+        return _scratch(d, e, _kb(d, e, s["attr"]))
+
+    return solve
+
+
+def _fx_oracle(which: int):
+    def oracle(w: "World", s) -> str:
+        e = w.solve(w.fill("re.max.0" if which == 0 else "re.min.0", facts=s["facts"]))
+        return _scratch(w.data, e, w.solve(w.fill("gk.attr.0", attr=s["attr"], e=e)))
+
+    return oracle
+
+
+def _no_factors(d, s) -> dict[str, float]:
+    return {}
+
+
+COMPOSITE_OPS: dict[str, Op] = {
+    op.name: op
+    for op in (
+        Op("wp", "word_problem", _wp_sample, _wp_solve, _no_factors),
+        Op("tf_weather", "tool_fact", _tf_weather_sample,
+           lambda d, s: f"weather({_kb(d, s['e'], 'city')},{s['day']})", _no_factors),
+        Op("tf_flight_from", "tool_fact", _tf_flight_sample,
+           lambda d, s: f"flight({_kb(d, s['e'], 'city')},{s['c']})", _no_factors),
+        Op("tf_flight_to", "tool_fact", _tf_flight_sample,
+           lambda d, s: f"flight({s['c']},{_kb(d, s['e'], 'city')})", _no_factors),
+        Op("tf_timer", "tool_fact", _tf_timer_sample,
+           lambda d, s: f"timer({_kb(d, s['e'], 'age')},{s['unit']})", _no_factors),
+        Op("fr_add", "format_result", _fr_sample(False), _fr_solve(False), _no_factors),
+        Op("fr_sub", "format_result", _fr_sample(True), _fr_solve(True), _no_factors),
+        Op("lt", "lookup_translate", _lc_sample, _lt_solve, _no_factors),
+        Op("ct", "code_tool", _ct_sample, _ct_solve, _no_factors),
+        Op("fx_max", "fact_reason", _fx_sample, _fx_solve(0), _no_factors),
+        Op("fx_min", "fact_reason", _fx_sample, _fx_solve(-1), _no_factors),
+    )
+}
+
+
+def _tf_oracle(tool_template: str, fact_template: str, arg_map: Callable[[Mapping[str, str], str], dict]):
+    def oracle(w: "World", s) -> str:
+        fact = w.solve(w.fill(fact_template, e=s["e"]))
+        return w.solve(w.fill(tool_template, **arg_map(s, fact)))
+
+    return oracle
+
+
+ORACLES: dict[str, Callable[["World", Mapping[str, str]], str]] = {
+    "wp": _wp_oracle,
+    "tf_weather": _tf_oracle("to.weather.0", "gk.city.0", lambda s, f: {"city": f, "day": s["day"]}),
+    "tf_flight_from": _tf_oracle("to.flight.0", "gk.city.0", lambda s, f: {"src": f, "dst": s["c"]}),
+    "tf_flight_to": _tf_oracle("to.flight.0", "gk.city.0", lambda s, f: {"src": s["c"], "dst": f}),
+    "tf_timer": _tf_oracle("to.timer.0", "gk.age.0", lambda s, f: {"n": f, "unit": s["unit"]}),
+    "fr_add": _fr_oracle(False),
+    "fr_sub": _fr_oracle(True),
+    "lt": _lt_oracle,
+    "ct": _ct_oracle,
+    "fx_max": _fx_oracle(0),
+    "fx_min": _fx_oracle(-1),
+}
+
+__all__ = ["COMPOSITE_OPS", "ORACLES", "TASK_SPECS", "TaskSpec"]
