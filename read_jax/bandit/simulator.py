@@ -1,0 +1,244 @@
+"""A synthetic capability world for comparing allocation policies in seconds (no LLM involved).
+
+The world encodes the paper's two findings with known ground truth:
+
+* **Transfer** (Finding 1): a known signed matrix M [C, C], row i = the capability trained,
+  column j = the capability that moves.  Positive entries (the diagonal, and some off-diagonal
+  helpers such as reasoning -> math) act through a concave progress curve; negative entries
+  (interference) act linearly in tokens and grow with the budget already spent, so off-target
+  effects become more negative as the budget grows.
+* **Diminishing returns** (Finding 2): progress on capability i is G(n_i) = 1 - exp(-n_i / tau),
+  n_i the budget fraction spent on i so far, so the marginal on-target gain shrinks.
+
+One step with allocation w spends m = 1 / n_steps of the budget:
+
+    ds_j = sum_i P_ij [G(n_i + m w_i) - G(n_i)]  -  sum_i N_ij m w_i (1 + growth * sum(n))
+
+with P = max(M, 0), N = max(-M, 0).  Probes are noisy: s_obs = s_true + noise * eps.  The task
+utility is U = r^T s_true.  The reward the policy sees is the proxy reward of `reward.py` on the
+*observed* profile change; regret is measured on the noise-free reward against the best candidate
+action at the current state (a per-step oracle), and final utility on s_true.
+
+Everything is one ``lax.scan`` over steps, ``vmap``-ed over seeds (each seed draws its own world
+and task), and jitted once per policy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from read_jax.bandit.actions import ARTIFACT_WEIGHT_GRID, candidate_actions_jax, spillover_jax
+from read_jax.bandit.features import FeatureMap, make_context
+from read_jax.bandit.policies import BestFixedPolicy, FixedState, Policy
+from read_jax.bandit.reward import ARTIFACT_BETA
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    """Static simulation settings (hashable: the jitted runners take it as a static argument)."""
+
+    n_caps: int = 8
+    n_steps: int = 20
+    top_k: int = 3
+    weight_grid: tuple[float, ...] = ARTIFACT_WEIGHT_GRID
+    include_one_hot: bool = True
+    beta: float = ARTIFACT_BETA
+    lam: float = 1e-5  # per token
+    step_tokens: float = 1000.0  # cost of every step (equal for all actions: a constant offset)
+    checkpoint_every: int = 2  # 10 % of a 20-step budget, like the artifact's dev checkpoints
+    noise: float = 0.004  # probe noise std on each capability score
+    tau: float = 0.35  # saturation scale of G, in budget fractions
+    growth: float = 2.0  # how fast interference grows with the spent budget
+    requirement_concentration: float = 0.5  # Dirichlet alpha of r (small = sparse tasks)
+
+
+@chex.dataclass
+class World:
+    """One synthetic task: the known transfer matrix, the start profile and the requirement."""
+
+    transfer: Array  # [C, C] signed M
+    s0: Array  # [C]
+    r: Array  # [C]
+
+
+@chex.dataclass
+class SimResult:
+    """Per-step trace of one run (leading [T]; a seed axis in front after vmap)."""
+
+    allocations: Array  # [T, C]
+    rewards: Array  # [T] proxy reward the policy saw (noisy)
+    expected: Array  # [T] noise-free proxy reward of the played allocation
+    oracle: Array  # [T] best noise-free proxy reward among the candidates at that state
+    utility: Array  # [T] r^T s_true after each step
+    utility0: Array  # [] r^T s_true at the start
+
+    @property
+    def regret(self) -> Array:
+        return jnp.cumsum(self.oracle - self.expected, axis=-1)
+
+
+def make_world(key: Array, config: SimConfig = SimConfig()) -> World:
+    """Draw a world: diagonal gains 0.2-0.4, ~30 % helpful and ~40 % interfering off-diagonals."""
+    c = config.n_caps
+    k_diag, k_pos, k_posm, k_neg, k_negm, k_s0, k_r = jax.random.split(key, 7)
+    diag = jax.random.uniform(k_diag, (c,), minval=0.2, maxval=0.4)
+    pos = jax.random.bernoulli(k_posm, 0.3, (c, c)) * jax.random.uniform(k_pos, (c, c), minval=0.1, maxval=0.5)
+    neg = jax.random.bernoulli(k_negm, 0.4, (c, c)) * jax.random.uniform(k_neg, (c, c), minval=0.05, maxval=0.3)
+    off = (pos - neg) * diag[:, None]
+    transfer = off * (1.0 - jnp.eye(c)) + jnp.diag(diag)
+    s0 = jax.random.uniform(k_s0, (c,), minval=0.2, maxval=0.5)
+    r = jax.random.dirichlet(k_r, jnp.full((c,), config.requirement_concentration))
+    return World(transfer=transfer, s0=s0, r=r)
+
+
+def progress(n: Array, tau: float) -> Array:
+    """G(n) = 1 - exp(-n / tau): concave progress in the budget fraction spent on a capability."""
+    return 1.0 - jnp.exp(-n / tau)
+
+
+def world_step(world: World, spent: Array, w: Array, config: SimConfig) -> tuple[Array, Array]:
+    """(ds_true [C], new spent [C]) for allocation ``w`` [C] given the budget spent so far."""
+    m = 1.0 / config.n_steps
+    new_spent = spent + m * w
+    d_prog = progress(new_spent, config.tau) - progress(spent, config.tau)
+    pos = jnp.maximum(world.transfer, 0.0)
+    neg = jnp.maximum(-world.transfer, 0.0)
+    interference = (m * w) @ neg * (1.0 + config.growth * jnp.sum(spent))
+    return d_prog @ pos - interference, new_spent
+
+
+def effective_transfer(world: World, budget: float, config: SimConfig = SimConfig()) -> Array:
+    """T_ij(B) = s_j(one-hot i for budget fraction B) - s_j(start), noise-free (the paper's Finding 1)."""
+    steps = max(1, int(round(budget * config.n_steps)))
+
+    def one(i: Array) -> Array:
+        w = jax.nn.one_hot(i, config.n_caps)
+
+        def body(carry, _):
+            s, spent = carry
+            ds, spent = world_step(world, spent, w, config)
+            return (s + ds, spent), None
+
+        (s, _), _ = jax.lax.scan(body, (world.s0, jnp.zeros(config.n_caps)), None, length=steps)
+        return s - world.s0
+
+    return jax.vmap(one)(jnp.arange(config.n_caps))
+
+
+def _reward(world: World, ds: Array, config: SimConfig) -> Array:
+    cost = config.lam * config.step_tokens
+    return jnp.dot(world.r, ds) - config.beta * spillover_jax(world.r, ds, config.top_k) - cost
+
+
+def candidates(world: World, config: SimConfig) -> Array:
+    """The artifact's candidate set for this world's task (sparse top-k, jittable)."""
+    return candidate_actions_jax(
+        world.r, 2, config.weight_grid, config.top_k, 50, config.include_one_hot
+    )
+
+
+def simulate(policy: Policy, world: World, key: Array, config: SimConfig = SimConfig(), state: Any = None) -> SimResult:
+    """One run of ``policy`` in ``world`` (pure; jit / vmap it).  ``state`` overrides policy.init."""
+    k_init, k_policy, k_noise, k_noise0 = jax.random.split(key, 4)
+    actions = candidates(world, config)
+    state = policy.init(k_init) if state is None else state
+    s_obs0 = world.s0 + config.noise * jax.random.normal(k_noise0, world.s0.shape)
+    c = config.n_caps
+
+    def expected_reward(spent: Array, w: Array) -> Array:
+        ds, _ = world_step(world, spent, w, config)
+        return _reward(world, ds, config)
+
+    def body(carry, t):
+        pstate, s_true, s_obs, spent, prev_w, prev_gain = carry
+        ctx = make_context(world.r, s_obs, 1.0 - t / config.n_steps, prev_w, prev_gain)
+        w, pstate = policy.select(pstate, ctx, actions, jax.random.fold_in(k_policy, t))
+        ds_true, new_spent = world_step(world, spent, w, config)
+        s_true = s_true + ds_true
+        new_obs = s_true + config.noise * jax.random.normal(jax.random.fold_in(k_noise, t), (c,))
+        ds_obs = new_obs - s_obs
+        reward = _reward(world, ds_obs, config)
+        pstate = policy.update(pstate, ctx, w, reward, ds_obs)
+        is_ckpt = (t + 1) % config.checkpoint_every == 0
+        ck = policy.on_checkpoint(pstate, jnp.dot(world.r, new_obs))
+        pstate = jax.tree.map(lambda a, b: jnp.where(is_ckpt, a, b), ck, pstate)
+        oracle = jnp.max(jax.vmap(lambda a: expected_reward(spent, a))(actions))
+        out = (w, reward, expected_reward(spent, w), oracle, jnp.dot(world.r, s_true))
+        return (pstate, s_true, new_obs, new_spent, w, ds_obs), out
+
+    carry0 = (state, world.s0, s_obs0, jnp.zeros(c), jnp.zeros(c), jnp.zeros(c))
+    _, (ws, rewards, expected, oracle, utility) = jax.lax.scan(body, carry0, jnp.arange(config.n_steps))
+    return SimResult(
+        allocations=ws, rewards=rewards, expected=expected, oracle=oracle, utility=utility,
+        utility0=jnp.dot(world.r, world.s0),
+    )
+
+
+def run_seeds(policy: Policy, key: Array, n_seeds: int, config: SimConfig = SimConfig()) -> SimResult:
+    """``n_seeds`` independent (world, run) pairs in one jitted, vmapped call; seed i is the same
+    world for every policy (worlds depend only on ``key``), so policies are compared paired."""
+    keys = jax.random.split(key, n_seeds)
+
+    def one(k: Array) -> SimResult:
+        k_world, k_run = jax.random.split(k)
+        return simulate(policy, make_world(k_world, config), k_run, config)
+
+    return jax.jit(jax.vmap(one))(keys)
+
+
+def best_fixed_in_hindsight(key: Array, n_seeds: int, config: SimConfig = SimConfig()) -> tuple[int, SimResult]:
+    """The paper's "best fixed grid allocation": every candidate (rank-relative) as a fixed
+    schedule, on the same seeds as `run_seeds`; returns the index with the best mean final
+    utility and its runs.  An oracle: it picks with the evaluation seeds' outcomes."""
+    policy = BestFixedPolicy(config.n_caps, 4 * config.n_caps + 1)
+    n_cand = int(candidate_actions_jax(jnp.ones(config.n_caps), 2, config.weight_grid, config.top_k, 50,
+                                       config.include_one_hot).shape[0])
+    keys = jax.random.split(key, n_seeds)
+
+    def one(k: Array, index: Array) -> SimResult:
+        k_world, k_run = jax.random.split(k)
+        state = FixedState(allocation=jnp.full((config.n_caps,), jnp.nan), index=index,
+                           step=jnp.zeros((), jnp.int32))
+        return simulate(policy, make_world(k_world, config), k_run, config, state=state)
+
+    over_seeds = jax.vmap(one, in_axes=(0, None))
+    res = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0)))(keys, jnp.arange(n_cand))
+    best = int(jnp.argmax(jnp.mean(res.utility[:, :, -1], axis=1)))
+    return best, jax.tree.map(lambda a: a[best], res)
+
+
+@chex.dataclass
+class LinearResult:
+    expected: Array  # [T] true mean reward of the played allocation
+    oracle: Array  # [T] best true mean reward among the candidates
+
+    @property
+    def regret(self) -> Array:
+        return jnp.cumsum(self.oracle - self.expected, axis=-1)
+
+
+def simulate_linear(
+    policy: Policy, key: Array, theta: Array, actions: Array, features: FeatureMap, n_rounds: int, noise: float = 0.1
+) -> LinearResult:
+    """A realizable linear contextual bandit: R = phi(x, w)^T theta + noise, x ~ U(0, 1)^dx fresh
+    each round.  The sanity problem on which a correct BLR-UCB must beat uniform and random."""
+    k_init, k_ctx, k_sel, k_noise = jax.random.split(key, 4)
+    state = policy.init(k_init)
+
+    def body(pstate, t):
+        x = jax.random.uniform(jax.random.fold_in(k_ctx, t), (features.context_dim,))
+        w, pstate = policy.select(pstate, x, actions, jax.random.fold_in(k_sel, t))
+        mean = features(x, w) @ theta
+        reward = mean + noise * jax.random.normal(jax.random.fold_in(k_noise, t))
+        pstate = policy.update(pstate, x, w, reward)
+        return pstate, (mean, jnp.max(features(x, actions) @ theta))
+
+    _, (expected, oracle) = jax.lax.scan(body, state, jnp.arange(n_rounds))
+    return LinearResult(expected=expected, oracle=oracle)
