@@ -1,9 +1,10 @@
 """Capability-targeted prompt sampling (method.md §3).
 
 `PromptSampler.sample(w, n | token_budget, progress)` draws, for each prompt:
-capability c ~ w, a tier from the budget curriculum, a template of c that the
-per-template share cap admits, then instantiates it (rejection-sampling to the
-tier) and rejects prompts that leak an evaluation prompt.
+capability c ~ w, a tier from the budget curriculum, then (template, instance)
+pairs -- templates among those the per-template share cap admits -- until one is
+of that tier and does not leak an evaluation prompt (after `max_tries` the closest
+tier is taken and counted in `stats["tier_missed"]`).
 
 Determinism / resumption: every prompt draw uses its own generator
 `np.random.default_rng([seed, counter])`, and the sampler state is just
@@ -211,26 +212,30 @@ class PromptSampler:
             tier = sample_tier(progress, rng)
             idx = [i for i in self.library.indices(c) if self.cap.admissible(i)]
             weights = np.array([self.library[i].weight for i in idx])
-            ti = idx[int(rng.choice(len(idx), p=weights / weights.sum()))]
-            template = self.library[ti]
-            best: Example | None = None
+            weights = weights / weights.sum()
+            # joint rejection over (admissible template, instance): the accepted example is a
+            # draw from the capability's natural mix conditioned on the tier (some templates
+            # only produce some tiers)
+            best: tuple[int, Example] | None = None
             for _ in range(self.config.max_tries):
-                ex = self.source.instantiate(template, rng)
+                ti = idx[int(rng.choice(len(idx), p=weights))]
+                ex = self.source.instantiate(self.library[ti], rng)
                 if self.leakage.is_leaked(ex.prompt):
                     self.stats["leak_rejected"] += 1
                     continue
                 if ex.tier is None or ex.tier == tier:
-                    best = ex
+                    best = (ti, ex)
                     break
-                if best is None or tier_distance(ex.tier, tier) < tier_distance(best.tier, tier):
-                    best = ex
+                if best is None or tier_distance(ex.tier, tier) < tier_distance(best[1].tier, tier):
+                    best = (ti, ex)
             if best is None:  # every try leaked: draw again with the next counter
                 continue
-            if best.tier is not None and best.tier != tier:
+            ti, ex = best
+            if ex.tier is not None and ex.tier != tier:
                 self.stats["tier_missed"] += 1
             self.cap.push(ti)
             self.stats["drawn"] += 1
-            return best
+            return ex
 
     def sample(
         self,

@@ -366,7 +366,8 @@ def _tool(name: str, args: tuple[str, ...], sample_args: Callable[[WorldData, np
         return f"{name}(" + ",".join(s[a] for a in args) + ")"
 
     def factors(d, s) -> dict[str, float]:
-        return {"args": 0.3 * (len(args) - 1), "length": 0.02 * sum(len(s[a]) for a in args)}
+        digits = sum(len(s[a]) - 1 for a in args if s[a].isdigit())
+        return {"args": 0.3 * (len(args) - 1), "digits": 0.2 * digits, "length": 0.02 * sum(len(s[a]) for a in args)}
 
     return Op(f"tool_{name}", "tool_use", sample, solve, factors)
 
