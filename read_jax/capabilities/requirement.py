@@ -78,6 +78,7 @@ def _stack(records: Sequence[InterventionRecord]) -> tuple[np.ndarray, np.ndarra
 
 
 # --------------------------------------------------------------------------- (c) least squares
+@jax.jit
 def project_simplex(v: jax.Array) -> jax.Array:
     """Euclidean projection onto {x >= 0, Σx = 1} (sort-based, exact)."""
     v = jnp.asarray(v)
