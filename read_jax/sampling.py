@@ -54,7 +54,7 @@ import numpy as np
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from read_jax.models.decoder import Decoder, KVCache
+from read_jax.models.decoder import _MASK_VALUE, Decoder, KVCache, apply_rope, rope_tables
 from read_jax.sharding import BATCH_AXES, batch_sharding, named_sharding, state_shardings
 
 Array = jax.Array
@@ -62,7 +62,7 @@ Array = jax.Array
 MIN_PROMPT_BUCKET = 8
 MIN_EOS_SLOTS = 4
 
-__all__ = ["GenerateOutput", "generate", "generate_text", "sample_logits", "bucket", "compile_count"]
+__all__ = ["GenerateOutput", "bucket", "compile_count", "decode_step", "generate", "generate_text", "sample_logits"]
 
 
 # --------------------------------------------------------------------------- output
@@ -196,6 +196,64 @@ def _pick(logits: Array, step: Array, p: SamplingParams, k: int):
     return token, logprob, top
 
 
+def _attend_one(q: Array, keys: Array, values: Array, valid: Array) -> Array:
+    """Single-query grouped attention straight off the cache layout.
+
+    q: [B, H, K]; keys / values: [B, S, KVH, K] (the `KVCache` layout); valid: [B, S].
+    Written as broadcast-multiply + reduce rather than an einsum: a one-token query makes
+    these matrix-vector products (memory-bound), and XLA's dot emitter wants the batch
+    axes (B, KVH) major, so the einsum form copied a transposed cache every layer and step.
+    The reduce form reads the cache once, in place.  Float32 accumulation.
+    """
+    b, h, d = q.shape
+    kvh = keys.shape[2]
+    q = (q.astype(jnp.float32) * (d ** -0.5)).reshape(b, 1, kvh, h // kvh, d)
+    scores = jnp.sum(q * keys.astype(jnp.float32)[:, :, :, None, :], axis=-1)  # [B, S, KVH, G]
+    scores = jnp.where(valid[:, :, None, None], scores, _MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=1)
+    out = jnp.sum(probs[..., None] * values.astype(jnp.float32)[:, :, :, None, :], axis=1)  # [B, KVH, G, K]
+    return out.reshape(b, h * d)
+
+
+def decode_step(model: Decoder, token: Array, position: Array, cache: KVCache) -> tuple[Array, KVCache]:
+    """One decode step for a [B] batch of tokens at RoPE ``position`` [B] -> (logits [B, V] f32, cache).
+
+    The same computation as ``model(token[:, None], positions=position[:, None], cache=cache)``
+    built from the model's own sub-modules, with a single-query attention (`_attend_one`)
+    that reads the cache in place.  Tested against the full forward pass.
+    """
+    config = model.config
+    b = token.shape[0]
+    s = cache.length
+    index = cache.index
+    key_mask = jax.lax.dynamic_update_slice(cache.key_mask, jnp.ones((b, 1), jnp.bool_), (0, index))
+    slots = jnp.arange(s, dtype=jnp.int32)
+    valid = key_mask & (slots <= index)[None]
+    if config.sliding_window is not None:
+        valid = valid & ((index - slots) < config.sliding_window)[None]
+    cos, sin = rope_tables(config, position[:, None])
+    x = jnp.take(model.embed_tokens.get_value(), token[:, None], axis=0)  # [B, 1, D]
+    keys, values = [], []
+    for i, layer in enumerate(model.layers):
+        attn = layer.self_attn
+        h = layer.input_layernorm(x)
+        q = attn.q_proj(h).reshape(b, 1, attn.num_heads, attn.head_dim)
+        k = attn.k_proj(h).reshape(b, 1, attn.num_kv_heads, attn.head_dim)
+        v = attn.v_proj(h).reshape(b, 1, attn.num_kv_heads, attn.head_dim)
+        if attn.q_norm is not None:
+            q, k = attn.q_norm(q), attn.k_norm(k)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        kc = jax.lax.dynamic_update_slice(cache.keys[i], k.astype(cache.keys[i].dtype), (0, index, 0, 0))
+        vc = jax.lax.dynamic_update_slice(cache.values[i], v.astype(cache.values[i].dtype), (0, index, 0, 0))
+        keys.append(kc)
+        values.append(vc)
+        out = _attend_one(q[:, 0], kc, vc, valid).astype(x.dtype)
+        x = x + attn.o_proj(out[:, None])
+        x = x + layer.mlp(layer.post_attention_layernorm(x))
+    logits = model.logits_from_hidden(model.norm(x)[:, 0])
+    return logits, KVCache(keys=tuple(keys), values=tuple(values), key_mask=key_mask, index=index + 1)
+
+
 def _is_eos(token: Array, eos: Array) -> Array:
     return jnp.any(token[:, None] == eos[None, :], axis=-1)
 
@@ -238,11 +296,7 @@ def _decode(graphdef, state, s: DecodeState, params: SamplingParams, *, mesh: Me
 
     def body(s: DecodeState) -> DecodeState:
         model: Decoder = nnx.merge(graphdef, state)
-        b = s.token.shape[0]
-        hidden, cache = model.hidden_states(
-            s.token[:, None], attention_mask=jnp.ones((b, 1), jnp.bool_), positions=s.position[:, None],
-            cache=s.cache)
-        logits = model.logits_from_hidden(hidden[:, 0])
+        logits, cache = decode_step(model, s.token, s.position, s.cache)
         token, logprob, top = _pick(logits, s.step, params, k)
         token = jnp.where(s.done, s.token, token)  # finished rows keep feeding their last token
         s = _record(s.replace(cache=cache), token, logprob, top, s.step)
