@@ -220,7 +220,7 @@ class TaskCard:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality: true_r is an array
 class Task:
     """A downstream task: card, fixed dev/test splits, utility = mean score.
 
