@@ -1,0 +1,110 @@
+"""Probe suite: the student's capability profile s(S) (method.md §1).
+
+Per capability a fixed set of probe prompts is answered once by the teacher; the
+student's score on a capability is the mean per-token log-likelihood of the teacher's
+answers under the student (the artifact's score), and optionally exact match of the
+student's greedy answer against the teacher's.  Tokenisation happens once, at
+construction; scoring is one jitted forward over a fixed-shape batch per chunk, so
+re-probing after every interval costs a few forward passes and never recompiles.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from read_jax.capabilities.registry import Example, exact_match
+from read_jax.distill.batching import Example as TokenExample, bucket_length, collate
+
+EncodePrompt = Callable[[str], list[int]]
+
+
+def answer_tokens(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
+
+
+def decode_answer(tokenizer, tokens: Sequence[int]) -> str:
+    return tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+
+def greedy_answers(model, tokenizer, encode_prompt: EncodePrompt, prompts: Sequence[str], *,
+                   max_new_tokens: int = 32, batch_size: int = 128, mesh=None) -> list[str]:
+    """The model's greedy answers (decoded, eos stripped), batched through the KV-cache sampler."""
+    from read_jax.sampling import generate
+
+    out: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        ids = [encode_prompt(p) for p in prompts[i:i + batch_size]]
+        gen = generate(model, ids, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id, mesh=mesh)
+        out.extend(decode_answer(tokenizer, t) for t in gen.tokens)
+    return out
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _token_logliks(graphdef: nnx.GraphDef, params: Any, batch: Mapping[str, jax.Array]) -> jax.Array:
+    """Per-row mean log-likelihood of the masked (answer) tokens."""
+    model = nnx.merge(graphdef, params)
+    logits = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    labels = jnp.maximum(batch["labels"], 0)
+    tok = jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    mask = batch["loss_mask"].astype(jnp.float32)
+    return jnp.sum(tok * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
+
+
+class ProbeSuite:
+    """Fixed teacher-answered probes per capability; ``profile(student)`` -> scores [C]."""
+
+    def __init__(self, capabilities: Sequence[str], probes: Mapping[str, Sequence[Example]], teacher,
+                 tokenizer, encode_prompt: EncodePrompt, *, max_new_tokens: int = 32, rows: int = 128,
+                 mesh=None):
+        self.capabilities = tuple(capabilities)
+        self.tokenizer, self.encode_prompt, self.mesh = tokenizer, encode_prompt, mesh
+        self.prompts: list[str] = []
+        self.owner: list[int] = []
+        for ci, c in enumerate(self.capabilities):
+            for ex in probes[c]:
+                self.prompts.append(ex.prompt)
+                self.owner.append(ci)
+        self.owner_arr = np.asarray(self.owner)
+        self.teacher_answers = greedy_answers(teacher, tokenizer, encode_prompt, self.prompts,
+                                              max_new_tokens=max_new_tokens, mesh=mesh)
+        examples = [TokenExample(encode_prompt(p), answer_tokens(tokenizer, a))
+                    for p, a in zip(self.prompts, self.teacher_answers)]
+        length = bucket_length(max(e.num_tokens for e in examples))
+        self.rows = rows
+        self.batches = [collate(examples[i:i + rows], length, rows, pad_id=tokenizer.pad_token_id).arrays
+                        for i in range(0, len(examples), rows)]
+        self.max_new_tokens = max_new_tokens
+
+    def loglik(self, model) -> np.ndarray:
+        """Mean per-token log-likelihood of the teacher's answers, per capability [C]."""
+        graphdef, params = nnx.split(model)
+        scores = np.concatenate([np.asarray(_token_logliks(graphdef, params, b)) for b in self.batches])
+        scores = scores[: len(self.prompts)]
+        return np.asarray([scores[self.owner_arr == c].mean() for c in range(len(self.capabilities))])
+
+    def exact_match(self, model) -> np.ndarray:
+        """Exact match of the model's greedy answers against the teacher's, per capability [C]."""
+        preds = greedy_answers(model, self.tokenizer, self.encode_prompt, self.prompts,
+                               max_new_tokens=self.max_new_tokens, mesh=self.mesh)
+        hits = np.asarray([exact_match(p, t) for p, t in zip(preds, self.teacher_answers)])
+        return np.asarray([hits[self.owner_arr == c].mean() for c in range(len(self.capabilities))])
+
+    def as_dict(self, scores: np.ndarray) -> dict[str, float]:
+        return {c: float(s) for c, s in zip(self.capabilities, scores)}
+
+
+def task_utility(model, task, tokenizer, encode_prompt: EncodePrompt, split: str = "dev", *,
+                 max_new_tokens: int = 32, mesh=None) -> float:
+    """U_τ: the task's mean score of the model's greedy answers on a split."""
+    examples = task.split(split)
+    preds = greedy_answers(model, tokenizer, encode_prompt, [e.prompt for e in examples],
+                           max_new_tokens=max_new_tokens, mesh=mesh)
+    return float(np.mean([task.score(p, e) for p, e in zip(preds, examples)]))

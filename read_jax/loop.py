@@ -1,0 +1,409 @@
+"""The ReAD outer loop (method.md §6) as a resumable state machine.
+
+```
+r = requirement(τ); s = probe(S0); b = B
+for t in 1..T:
+    x = [r; s; b; ρ]                      ρ = previous allocation and profile change
+    w = policy.select(x, actions)
+    data = teacher answers prompts sampled by w          (generation tokens)
+    S = distill(S, data)                                 (training tokens)
+    s' = probe(S); R = reward(r, s' - s, cost); policy.update(x, w, R)
+    at dev checkpoints: calibrate the reward scale, maybe shrink κ
+```
+
+One `ReadRun` owns everything that changes during a run: the student's parameters and
+optimizer state (inside a `Distiller`), the policy state, the RNG key, the token budget,
+the prompt sampler's cursor, the profile and the history.  After every interval it writes
+one orbax checkpoint of all of it and rewrites ``history.jsonl`` from the checkpointed
+history, so ``ReadRun.resume(run_dir, components)`` continues exactly where the run stopped
+(the next interval sees the same parameters, budget, sampler state and keys).
+
+The token budget is a hard limit: generation is only started when its worst case
+(prompts × max_new_tokens) fits what is left of the teacher pool, and only the examples
+that fit the student pool are trained on (the last one cut to the tokens left).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from read_jax.bandit import build_candidate_actions, calibrate, make_context, make_policy, proxy_reward
+from read_jax.capabilities.probes import ProbeSuite, answer_tokens, task_utility
+from read_jax.capabilities.registry import Task
+from read_jax.checkpoint import RunCheckpointer
+from read_jax.config import to_dict
+from read_jax.distill.batching import Example as TokenExample, make_batches
+from read_jax.distill.budget import TokenBudget
+from read_jax.distill.losses import LossConfig
+from read_jax.distill.train_step import Distiller, OptimizerConfig
+from read_jax.errors import ReadJaxError
+from read_jax.sampling import generate
+
+
+# ----------------------------------------------------------------------------- config
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+    """Teacher answers (artifact: temperature 0.2, top-p 0.95)."""
+
+    max_new_tokens: int = 24
+    temperature: float = 0.2
+    top_p: float = 0.95
+    prompts_per_call: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1 or self.prompts_per_call < 1:
+            raise ReadJaxError("generation.max_new_tokens and generation.prompts_per_call must be >= 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ReadJaxError("generation.temperature must be >= 0 and generation.top_p in (0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Student updates on (prompt, teacher answer) pairs: token-level CE (ReAD's objective)."""
+
+    rows: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    kl_weight: float = 0.0  # > 0 adds forward KL to the teacher's logits (logit KD option)
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.learning_rate <= 0 or self.max_length < 8:
+            raise ReadJaxError("train.rows >= 1, train.learning_rate > 0 and train.max_length >= 8 are required")
+
+
+@dataclasses.dataclass(frozen=True)
+class BanditConfig:
+    """Reward and action set (artifact defaults: β = 0.5, λ = 1e-5 per token, pairs of the top 3)."""
+
+    beta: float = 0.5
+    cost_lambda: float = 1e-5
+    top_k: int = 3
+    weight_grid: tuple[float, ...] = (0.25, 0.5, 0.75)
+    include_one_hot: bool = True
+    max_candidates: int = 50
+    kappa: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    task: str = "word_problem"
+    policy: str = "read_ucb"
+    budget_tokens: int = 60_000
+    accounting: Literal["artifact", "paper"] = "artifact"
+    intervals: int = 20
+    seed: int = 0
+    probes_per_capability: int = 32
+    dev_every: float = 0.1
+    generation: GenerationConfig = GenerationConfig()
+    train: TrainConfig = TrainConfig()
+    bandit: BanditConfig = BanditConfig()
+
+    def __post_init__(self) -> None:
+        if self.budget_tokens < 1:
+            raise ReadJaxError(f"budget_tokens must be >= 1, got {self.budget_tokens}")
+        if self.intervals < 1:
+            raise ReadJaxError(f"intervals must be >= 1, got {self.intervals}")
+        if not 0 < self.dev_every <= 1:
+            raise ReadJaxError(f"dev_every must be in (0, 1], got {self.dev_every}")
+        if self.accounting not in ("artifact", "paper"):
+            raise ReadJaxError(f"accounting must be 'artifact' or 'paper', got {self.accounting!r}")
+
+
+@dataclasses.dataclass
+class Components:
+    """What a run needs besides its config: a prompt world, a task, models and a tokenizer.
+
+    ``world`` provides ``capabilities``, ``prompt_sampler(seed, extra_eval_prompts=...)`` and
+    ``probe_suite(n_per_capability, seed)``; the synthetic `read_jax.worlds.World` does.
+    """
+
+    world: Any
+    task: Task
+    teacher: Any
+    student: Any
+    tokenizer: Any
+    encode_prompt: Callable[[str], list[int]]
+    mesh: Any = None
+
+
+# ----------------------------------------------------------------------------- the run
+class ReadRun:
+    """One policy's run at one budget; `run()` drives intervals until the budget or T is spent."""
+
+    HISTORY = "history.jsonl"
+    CHECKPOINTS = "checkpoints"
+    RUN_FILE = "run.json"
+
+    def __init__(self, config: LoopConfig, components: Components, run_dir: str | Path,
+                 requirement: Sequence[float], probes: ProbeSuite | None = None, progress: bool = True):
+        self.config, self.c = config, components
+        self.caps = tuple(components.world.capabilities)
+        self.r = np.asarray(requirement, np.float64)
+        if self.r.shape != (len(self.caps),):
+            raise ReadJaxError(f"requirement has {self.r.shape} entries for {len(self.caps)} capabilities")
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        self.probes = probes or ProbeSuite(
+            self.caps, components.world.probe_suite(config.probes_per_capability, seed=config.seed),
+            components.teacher, components.tokenizer, components.encode_prompt,
+            max_new_tokens=config.generation.max_new_tokens, mesh=components.mesh)
+        self.sampler = components.world.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
+        loss = LossConfig(ce=1.0, kl=config.train.kl_weight, temperature=config.train.temperature, chunk_size=None)
+        optimizer = OptimizerConfig(learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
+                                    max_grad_norm=config.train.max_grad_norm)
+        teacher = components.teacher if config.train.kl_weight > 0 else None
+        # a private copy: the train step donates the student's buffers, and the caller's initial
+        # student may seed several runs (one per policy)
+        graphdef, state = nnx.split(components.student)
+        student = nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
+        self.distiller = Distiller(student, teacher=teacher, loss_config=loss, optimizer_config=optimizer,
+                                   mesh=components.mesh)
+        b = config.bandit
+        self.policy = make_policy(config.policy, n_caps=len(self.caps),
+                                  **({"kappa": b.kappa} if config.policy.startswith("read_") else {}))
+        self.actions = jnp.asarray(build_candidate_actions(
+            list(self.caps), self.r.tolist(), 2, list(b.weight_grid), b.top_k, b.max_candidates, b.include_one_hot),
+            jnp.float32)
+        self.key = jax.random.key(config.seed)
+        self.policy_state = self.policy.init(jax.random.fold_in(self.key, 10_000))
+        self.budget = TokenBudget(config.budget_tokens, config.accounting)
+        self.t = 0
+        self.s = self.probes.loglik(self.distiller.student)
+        self.w_prev = np.zeros(len(self.caps))
+        self.ds_prev = np.zeros(len(self.caps))
+        self.cum_proxy = 0.0
+        self.reward_scale = 1.0
+        self.dev_points: list[tuple[float, float]] = []  # (cumulative proxy, dev utility)
+        self.next_dev = config.dev_every
+        self.history: list[dict[str, Any]] = []
+        self.initial_profile = self.s.copy()
+        self._ckpt = RunCheckpointer(self.run_dir / self.CHECKPOINTS, max_to_keep=2)
+        run_file = self.run_dir / self.RUN_FILE
+        if not run_file.exists():
+            tmp = run_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"config": to_dict(config), "requirement": self.r.tolist()}, indent=2))
+            tmp.replace(run_file)
+
+    # -- one interval ----------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.t >= self.config.intervals or self.budget.exhausted
+
+    def step(self) -> dict[str, Any]:
+        cfg, gen = self.config, self.config.generation
+        timing: dict[str, float] = {}
+        tick = time.perf_counter()
+
+        budget_frac = self.budget.remaining / max(self.budget.limit, 1)
+        x = make_context(self.r, self.s, budget_frac, self.w_prev, self.ds_prev)
+        w, self.policy_state = self.policy.select(self.policy_state, x, self.actions,
+                                                  jax.random.fold_in(self.key, self.t))
+        w = np.asarray(jax.device_get(w), np.float64)
+        timing["bandit"] = time.perf_counter() - tick
+
+        # this interval's share of what is left of the student (training) pool
+        left_intervals = cfg.intervals - self.t
+        student_left = self.budget.student_limit - self.budget.student_used
+        target = student_left // left_intervals if left_intervals > 1 else student_left
+        spent = {"generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0}
+        per_cap = np.zeros(len(self.caps))
+        timing["generate"] = timing["train"] = 0.0
+        losses: list[float] = []
+        call = 0
+        trained = 0
+        while trained < target and not self.budget.exhausted:
+            n = gen.prompts_per_call
+            allowance = self.budget.generation_allowance()
+            if allowance is not None:
+                n = min(n, allowance // gen.max_new_tokens)
+                if n == 0:
+                    break
+            tick = time.perf_counter()
+            prompts = [self.sampler.draw(w, progress=self.budget.progress) for _ in range(n)]
+            prompt_ids = [self.c.encode_prompt(p.prompt) for p in prompts]
+            out = generate(self.c.teacher, prompt_ids, max_new_tokens=gen.max_new_tokens,
+                           temperature=gen.temperature, top_p=gen.top_p,
+                           eos_id=self.c.tokenizer.eos_token_id,
+                           seed=int(jax.random.randint(jax.random.fold_in(jax.random.fold_in(self.key, self.t),
+                                                                          1000 + call), (), 0, 2**30)),
+                           mesh=self.c.mesh)
+            generated = sum(len(t) for t in out.tokens)
+            self.budget.charge_generation(generated)
+            spent["generated"] += generated
+            timing["generate"] += time.perf_counter() - tick
+
+            tick = time.perf_counter()
+            examples = [TokenExample(ids, toks) for ids, toks in zip(prompt_ids, out.tokens) if toks]
+            keep = self.budget.fit_count((len(e.prompt), len(e.response)) for e in examples)
+            if keep < len(examples):  # the first example that does not fit is cut to the tokens left
+                rest = examples[keep]
+                room = (self.budget.student_limit - self.budget.student_used
+                        - sum(self.budget.training_cost(len(e.prompt), len(e.response)) for e in examples[:keep]))
+                labels = room - (len(rest.prompt) if self.config.accounting == "artifact" else 0)
+                cut = rest.with_label_limit(labels) if labels > 0 else None
+                examples = examples[:keep] + ([cut] if cut is not None else [])
+            kept_caps = [prompts[i].capability for i in range(len(examples))]
+            batches, dropped = make_batches(examples, cfg.train.rows, max_length=cfg.train.max_length,
+                                            pad_id=self.c.tokenizer.pad_token_id)
+            for batch in batches:
+                self.budget.charge_batch(batch)
+                metrics = self.distiller.step(batch.arrays)
+                losses.append(metrics["loss"])
+                spent["prompt"] += batch.prompt_tokens
+                spent["label"] += batch.label_tokens
+                spent["padding"] += batch.padding_tokens
+                trained += self.budget.training_cost(batch.prompt_tokens, batch.label_tokens)
+                for i in batch.indices:
+                    per_cap[self.caps.index(kept_caps[i])] += 1
+            spent["examples"] += len(examples) - len(dropped)
+            timing["train"] += time.perf_counter() - tick
+            call += 1
+            if not examples:
+                break
+
+        tick = time.perf_counter()
+        student = self.distiller.student
+        s_new = self.probes.loglik(student)
+        timing["probe"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        ds = s_new - self.s
+        cost = spent["generated"] + spent["prompt"] + spent["label"]
+        b = cfg.bandit
+        proxy = float(proxy_reward(self.r, ds, cost, b.beta, b.cost_lambda, b.top_k))
+        reward = self.reward_scale * proxy
+        self.policy_state = self.policy.update(self.policy_state, x, jnp.asarray(w, jnp.float32),
+                                               jnp.asarray(reward, jnp.float32), delta_s=jnp.asarray(ds, jnp.float32))
+        self.cum_proxy += proxy
+        timing["bandit"] += time.perf_counter() - tick
+
+        dev = None
+        if self.budget.progress + 1e-9 >= self.next_dev or self.t + 1 >= cfg.intervals or self.budget.exhausted:
+            tick = time.perf_counter()
+            dev = task_utility(student, self.c.task, self.c.tokenizer, self.c.encode_prompt, "dev",
+                               max_new_tokens=gen.max_new_tokens, mesh=self.c.mesh)
+            self.dev_points.append((self.cum_proxy, dev))
+            cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
+            self.reward_scale = float(cal.reward_scale)
+            self.policy_state = self.policy.on_checkpoint(self.policy_state, jnp.asarray(dev, jnp.float32))
+            while self.next_dev <= self.budget.progress + 1e-9:
+                self.next_dev += cfg.dev_every
+            timing["dev_eval"] = time.perf_counter() - tick
+
+        record = {
+            "step": self.t,
+            "allocation": [round(float(v), 6) for v in w],
+            "examples_per_capability": per_cap.astype(int).tolist(),
+            "tokens": spent,
+            "budget": {"used": self.budget.used, "remaining": self.budget.remaining,
+                       "teacher_used": self.budget.teacher_used, "student_used": self.budget.student_used},
+            "profile": self.probes.as_dict(s_new),
+            "delta_profile": [float(v) for v in ds],
+            "proxy_reward": proxy,
+            "reward": reward,
+            "reward_scale": self.reward_scale,
+            "train_loss": float(np.mean(losses)) if losses else None,
+            "dev_utility": dev,
+            "timing": timing,
+        }
+        self.s, self.w_prev, self.ds_prev = s_new, w, ds
+        self.t += 1
+        self.history.append(record)
+        tick = time.perf_counter()
+        self.save()
+        record["timing"]["bookkeeping"] = time.perf_counter() - tick
+        self._write_history()  # again, now with the bookkeeping time
+        return record
+
+    def run(self) -> dict[str, Any]:
+        bar = tqdm(total=self.config.intervals, initial=self.t, desc=f"ReAD {self.config.policy}",
+                   disable=not self.progress, unit="interval")
+        while not self.done():
+            rec = self.step()
+            bar.update(1)
+            bar.set_postfix(used=f"{self.budget.used}/{self.budget.limit}",
+                            dev="-" if rec["dev_utility"] is None else f"{rec['dev_utility']:.2f}")
+        bar.close()
+        return self.summary()
+
+    # -- results -----------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        return {
+            "policy": self.config.policy,
+            "tokens_used": self.budget.used,
+            "budget": self.budget.state_dict(),
+            "intervals": self.t,
+            "allocations": [h["allocation"] for h in self.history],
+            "dev_utility": [h["dev_utility"] for h in self.history if h["dev_utility"] is not None],
+            "profile": self.probes.as_dict(self.s),
+            "initial_profile": self.probes.as_dict(self.initial_profile),
+        }
+
+    @property
+    def student(self):
+        return self.distiller.student
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _trees(self) -> dict[str, Any]:
+        return {"params": self.distiller.params, "opt_state": self.distiller.opt_state,
+                "policy": self.policy_state, "key": jax.random.key_data(self.key)}
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "t": self.t, "config": to_dict(self.config), "requirement": self.r.tolist(),
+            "budget": self.budget.state_dict(), "sampler": self.sampler.state_dict(),
+            "s": self.s.tolist(), "initial_profile": self.initial_profile.tolist(),
+            "w_prev": self.w_prev.tolist(), "ds_prev": self.ds_prev.tolist(),
+            "cum_proxy": self.cum_proxy, "reward_scale": self.reward_scale,
+            "dev_points": [list(p) for p in self.dev_points], "next_dev": self.next_dev,
+            "history": self.history,
+        }
+
+    def save(self) -> None:
+        self._ckpt.save(self.t, self._trees(), self._meta())
+
+    def _write_history(self) -> None:
+        tmp = self.run_dir / (self.HISTORY + ".tmp")
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+        tmp.replace(self.run_dir / self.HISTORY)
+
+    def load(self, step: int | None = None) -> None:
+        """Restore the state of a saved interval (the latest by default) into this run."""
+        trees, meta = self._ckpt.restore(self._trees(), step=step)
+        self.distiller.load_state({"params": trees["params"], "opt_state": trees["opt_state"]})
+        self.policy_state = trees["policy"]
+        self.key = jax.random.wrap_key_data(trees["key"])
+        self.t = int(meta["t"])
+        self.budget = TokenBudget.from_state_dict(meta["budget"])
+        self.sampler.load_state_dict(meta["sampler"])
+        self.s = np.asarray(meta["s"])
+        self.initial_profile = np.asarray(meta["initial_profile"])
+        self.w_prev, self.ds_prev = np.asarray(meta["w_prev"]), np.asarray(meta["ds_prev"])
+        self.cum_proxy, self.reward_scale = float(meta["cum_proxy"]), float(meta["reward_scale"])
+        self.dev_points = [tuple(p) for p in meta["dev_points"]]
+        self.next_dev = float(meta["next_dev"])
+        self.history = list(meta["history"])
+        self._write_history()
+
+
+def read_saved_config(run_dir: str | Path) -> tuple[dict[str, Any], list[float]]:
+    """The config dict and requirement a run was started with (to rebuild it for --resume)."""
+    path = Path(run_dir) / ReadRun.RUN_FILE
+    if not path.is_file():
+        raise ReadJaxError(f"{run_dir}: not a run directory ({ReadRun.RUN_FILE} not found)")
+    data = json.loads(path.read_text())
+    return data["config"], data["requirement"]
