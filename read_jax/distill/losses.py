@@ -62,8 +62,9 @@ class LossConfig:
     (``step`` = number of optimizer updates applied so far).  A term whose weight is the float
     0 is not computed at all; a scheduled weight is always computed.
 
-    ``chunk_size``: tokens per chunk of the chunked path (used by the train step when it
-    computes the loss from hidden states); ``None`` materialises full logits (dense path).
+    ``chunk_size``: sequence positions per chunk of the chunked path (each chunk holds
+    [B, chunk_size, V] logits; used by the train step, which then computes the loss from hidden
+    states); ``None`` materialises full [B, T, V] logits (dense path).
     ``chunk_impl``: ``"fused"`` (gradient computed in the forward scan) or ``"remat"``.
     ``tail_bucket``: sparse top-k KL convention (see `sparse_topk_kl_terms`).
     """
@@ -75,7 +76,7 @@ class LossConfig:
     logit_mse: ScalarOrSchedule = 0.0
     temperature: ScalarOrSchedule = 1.0
     tail_bucket: bool = False
-    chunk_size: int | None = 512
+    chunk_size: int | None = 128
     chunk_impl: str = "fused"
     ignore_index: int = IGNORE_INDEX
 
@@ -371,18 +372,22 @@ class HiddenTeacher:
     kernel: Array
 
 
-def _chunked(n: int, chunk: int, *arrays):
-    """Pad the leading axis of each array (or None) to a multiple of ``chunk``; reshape [C, chunk, ...]."""
-    c = -(-n // chunk)
-    pad = c * chunk - n
+def _seq_chunks(chunk: int, *arrays):
+    """[B, T, ...] arrays (or None) -> [C, B, chunk, ...], T padded to a multiple of ``chunk``.
+
+    Chunks run along the sequence and keep the batch axis whole, so a batch sharded over the
+    mesh's data axes stays sharded inside every chunk (no resharding of activations).
+    """
     out = []
     for x in arrays:
         if x is None:
             out.append(None)
             continue
-        if pad:
-            x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
-        out.append(x.reshape(c, chunk, *x.shape[1:]))
+        b, t = x.shape[:2]
+        c = -(-t // chunk)
+        if c * chunk != t:
+            x = jnp.pad(x, [(0, 0), (0, c * chunk - t)] + [(0, 0)] * (x.ndim - 2))
+        out.append(jnp.moveaxis(x.reshape(b, c, chunk, *x.shape[2:]), 1, 0))
     return out
 
 
@@ -397,8 +402,9 @@ def kd_loss_from_hidden(config: LossConfig, hidden: Array, kernel: Array, labels
                         ) -> tuple[Array, Metrics]:
     """The same loss as `kd_loss`, from student hidden states [B, T, D] and kernel [D, V].
 
-    Tokens are processed ``chunk_size`` at a time (default ``config.chunk_size``; ``None``
-    falls back to dense logits); logits exist for one chunk at a time.  The teacher is either
+    The sequence is processed ``chunk_size`` positions at a time (all rows of the batch
+    together; default ``config.chunk_size``; ``None`` falls back to dense logits): logits exist
+    for one [B, chunk, V] slice at a time.  The teacher is either
     hidden states + kernel (`HiddenTeacher`, its logits also computed chunk by chunk), full
     logits, or cached top-k.  Gradients flow to ``hidden`` and ``kernel`` only.
     """
@@ -412,38 +418,46 @@ def kd_loss_from_hidden(config: LossConfig, hidden: Array, kernel: Array, labels
     chunk = config.chunk_size if chunk_size is None else chunk_size
     impl = config.chunk_impl if impl is None else impl
     temperature = config.temperature_at(step)
-    d = hidden.shape[-1]
     if chunk is None:
         t_logits = teacher_logits
         if teacher is not None and config.needs_teacher_logits:
             t_logits = _chunk_logits(teacher.hidden.reshape(-1, teacher.hidden.shape[-1]), teacher.kernel)
-        logits = _chunk_logits(hidden.reshape(-1, d), kernel)
+        logits = _chunk_logits(hidden.reshape(-1, hidden.shape[-1]), kernel)
         return kd_loss(config, logits, labels.reshape(-1), mask.reshape(-1), teacher_logits=t_logits,
                        topk_ids=topk_ids, topk_logprobs=topk_logprobs, step=step)
 
-    n = labels.size
-    sig = _flat_signals(labels, mask, teacher_logits, topk_ids, topk_logprobs)
-    count = jnp.sum(sig.mask)
+    if hidden.ndim != 3 or labels.shape != hidden.shape[:2]:
+        raise ReadJaxError(f"chunked loss needs hidden [B, T, D] and labels [B, T], got {hidden.shape} and "
+                           f"{labels.shape}")
+    bsz, seq = labels.shape
+    # garbage at masked positions is replaced before any math (as in the dense path)
+    mask = mask.astype(jnp.float32)
+    keep = mask > 0
+    labels = jnp.where(keep, labels, 0)
+    if topk_logprobs is not None:
+        topk_logprobs = jnp.where(keep[..., None], topk_logprobs.astype(jnp.float32), 0.0)
+    count = jnp.sum(mask)
     t_hidden = None
     # per-call constants of every chunk, passed explicitly (no closed-over tracers)
-    const: dict[str, Array] = {"temperature": jax.lax.stop_gradient(temperature)}
+    const: dict[str, Any] = {"temperature": jax.lax.stop_gradient(temperature)}
     if teacher is not None and config.needs_teacher_logits:
-        t_hidden = jax.lax.stop_gradient(teacher.hidden.reshape(n, -1))
+        t_hidden = jax.lax.stop_gradient(teacher.hidden)
         const["t_kernel"] = jax.lax.stop_gradient(teacher.kernel)
-    chunk = min(int(chunk), n)
-    h_c, lab_c, m_c, tl_c, ids_c, lp_c, th_c = _chunked(
-        n, chunk, hidden.reshape(n, d), sig.labels, sig.mask, sig.teacher_logits, sig.topk_ids,
-        sig.topk_logprobs, t_hidden)
+    chunk = min(int(chunk), seq)
+    h_c, lab_c, m_c, tl_c, ids_c, lp_c, th_c = _seq_chunks(
+        chunk, hidden, labels, mask, teacher_logits, topk_ids, topk_logprobs, t_hidden)
     xs = dict(h=h_c, labels=lab_c, mask=m_c, tl=tl_c, ids=ids_c, lp=lp_c, th=th_c)
     xs = {k: x for k, x in xs.items() if x is not None}
 
     def chunk_sums(kern, x, c):
-        s_logits = _chunk_logits(x["h"], kern)
-        tl = x.get("tl")
-        if "th" in x:
-            tl = _chunk_logits(x["th"], c["t_kernel"])
-        csig = _Signals(labels=x["labels"], mask=x["mask"], teacher_logits=tl, topk_ids=x.get("ids"),
-                        topk_logprobs=x.get("lp"))
+        n = x["labels"].size
+        flat = {k: v.reshape(n, *v.shape[2:]) for k, v in x.items()}
+        s_logits = _chunk_logits(flat["h"], kern)
+        tl = flat.get("tl")
+        if "th" in flat:
+            tl = _chunk_logits(flat["th"], c["t_kernel"])
+        csig = _Signals(labels=flat["labels"], mask=flat["mask"], teacher_logits=tl, topk_ids=flat.get("ids"),
+                        topk_logprobs=flat.get("lp"))
         return _term_sums(config, s_logits, csig, c["temperature"])
 
     weights = config.weights_at(step)

@@ -250,11 +250,13 @@ class Distiller:
     - ``step(batch)`` runs one compiled step (one compile per batch shape) and returns the metrics
       as floats: token-weighted means for loss terms, totals for ``tokens/*``.
     The teacher is never donated, never updated and never part of the state.
+    ``compiler_options``: XLA options for the step (e.g. ``{"xla_backend_optimization_level": 0}``
+    compiles tiny test models ~3x faster on CPU).
     """
 
     def __init__(self, student: nnx.Module, teacher: nnx.Module | None = None,
                  loss_config: LossConfig | None = None, optimizer_config: OptimizerConfig | None = None,
-                 mesh: Mesh | None = None):
+                 mesh: Mesh | None = None, compiler_options: Mapping[str, Any] | None = None):
         self.loss_config = loss_config or LossConfig()
         self.optimizer_config = optimizer_config or OptimizerConfig()
         self.mesh = mesh if mesh is not None else make_mesh((1, 1, 1), jax.devices()[:1])
@@ -281,7 +283,7 @@ class Distiller:
         if self.use_teacher:
             in_sh = in_sh + (params_shardings(self.mesh, teacher),)
         self.train_step = jax.jit(fn, in_shardings=in_sh, out_shardings=(self._params_sh, self._opt_sh, replicated),
-                                  donate_argnums=(0, 1))
+                                  donate_argnums=(0, 1), compiler_options=dict(compiler_options or {}) or None)
         self._rows_multiple = int(np.prod([self.mesh.shape[a] for a in BATCH_AXES]))
 
     # -- state
