@@ -167,6 +167,19 @@ def test_harder_knobs_change_examples():
     assert min(e.slot_dict["ctx"].count("=") for e in w.sample("long_context", 50, seed=0)) >= 6
 
 
+@pytest.mark.parametrize("preset", ["tiny", "hard"])
+def test_presets_valid(preset):
+    w = World(seed=0, config=WorldConfig.preset(preset, dev_size=16, test_size=16))
+    for c in w.capabilities:
+        exs = w.sample(c, 150, seed=1)
+        assert all(w.solve(e.prompt) == e.answer and in_vocab(e.prompt + e.answer) for e in exs)
+        assert {e.tier for e in exs} == set(TIERS)
+    for t in w.tasks:
+        assert all(w.oracle(e) == e.answer for e in t.dev)
+    with pytest.raises(ReadJaxError):
+        WorldConfig.preset("nope")
+
+
 def test_config_validation():
     with pytest.raises(ReadJaxError):
         WorldConfig(n_entities=100)

@@ -10,12 +10,13 @@ from scratch on a 2-core CPU in minutes (each capability is a short, local skill
 - math: +, - on 1-2 digit operands, * on single digits (answers <= 3 characters).
 - code: lists of 2-4 single digits, expressions of depth <= 2.
 - tool_use: 5 tools, <= 3 arguments copied from the request into a fixed call format.
-- long_context: 3-5 key=value pairs, 2-letter keys, values from a 24-word vocabulary.
+- long_context: 2-4 key=value pairs, 2-letter keys, values from a 24-word vocabulary.
 - multilingual: 1-3 word phrases, word-by-word through a 36-entry lexicon (24 nouns,
   10 digit words, 2 operator words); numerals are digit words joined by '-'.
 
 Prompts stay under ~70 characters and answers under ~20 (`max_lengths()` measures).
-Harder worlds: raise the `WorldConfig` knobs (digits, pairs, items, list length).
+Harder or easier worlds: raise / lower the `WorldConfig` knobs (digits, pairs, items,
+list length), or start from `WorldConfig.preset("tiny" | "default" | "hard")`.
 """
 
 from read_jax.worlds.data import WorldConfig, WorldData

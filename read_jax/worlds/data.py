@@ -59,7 +59,7 @@ class WorldConfig:
     # tool_use: numeric arguments 1..tool_max_number
     tool_max_number: int = 60
     # long_context: number of key=value pairs in the context
-    lc_pairs: tuple[int, int] = (3, 5)
+    lc_pairs: tuple[int, int] = (2, 4)
     # multilingual: 1..n words per phrase; share of numerals among words
     ml_items: tuple[int, int] = (1, 3)
     ml_numeral_prob: float = 0.3
@@ -70,6 +70,23 @@ class WorldConfig:
     cards_state_requirement: bool = False  # hide the true r from ReAD by default
     # difficulty calibration pool size per capability
     calibration_size: int = 600
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "WorldConfig":
+        """Named knob settings: "default"; "tiny" (easiest: for the smallest teachers or the
+        shortest training budgets); "hard" (longer contexts, more digits, deeper programs)."""
+        presets = {
+            "default": {},
+            "tiny": dict(steer_word_len=(3, 5), steer_max_ops=1, reasoning_items=(3, 3), math_max_digits=1,
+                         code_list_len=(2, 3), code_max_depth=1, tool_max_number=20, lc_pairs=(2, 3),
+                         ml_items=(1, 2)),
+            "hard": dict(n_entities=20, steer_word_len=(4, 8), steer_max_ops=3, reasoning_items=(4, 6),
+                         math_max_digits=3, code_list_len=(3, 6), tool_max_number=999, lc_pairs=(6, 10),
+                         ml_items=(2, 4)),
+        }
+        if name not in presets:
+            raise ReadJaxError(f"unknown world preset {name!r}; known: {sorted(presets)}")
+        return cls(**{**presets[name], **overrides})
 
     def __post_init__(self) -> None:
         def rng_ok(name, lo_min):

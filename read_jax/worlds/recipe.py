@@ -1,0 +1,196 @@
+"""Teacher and student recipes for the synthetic world: train a decoder from scratch.
+
+A recipe is a frozen config; its SHA-256 (over the config and the package's world
+version) names the checkpoint it produces, so a cached or shipped checkpoint is only
+reused for exactly the recipe that made it.  Training is plain SFT (masked cross-entropy
+on answer tokens) through the same jitted, sharded `Distiller` step the ReAD loop uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from read_jax.capabilities.registry import Example
+from read_jax.distill.losses import IGNORE_INDEX, LossConfig
+from read_jax.distill.train_step import Distiller, OptimizerConfig
+from read_jax.models import DecoderConfig, init_decoder
+from read_jax.worlds.tokenizer import encode_example, encode_prompt
+from read_jax.worlds.world import World
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    intermediate_size: int
+
+    def decoder_config(self, vocab_size: int, eos_token_id: int, pad_token_id: int, bos_token_id: int
+                       ) -> DecoderConfig:
+        return DecoderConfig(
+            vocab_size=vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
+            num_key_value_heads=self.num_key_value_heads, head_dim=self.hidden_size // self.num_attention_heads,
+            max_position_embeddings=256, tie_word_embeddings=True, rope=DecoderConfig.__dataclass_fields__[
+                "rope"].default, eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos_token_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to train one model on the world's mixture (capabilities + composite tasks)."""
+
+    name: str
+    shape: ModelShape
+    steps: int
+    batch_size: int = 64
+    seq_len: int = 80
+    learning_rate: float = 3e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    task_share: float = 0.25
+    world_seed: int = 0
+    data_seed: int = 0
+    init_seed: int = 0
+
+    def hash(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+TEACHER = Recipe(
+    name="teacher",
+    shape=ModelShape(hidden_size=192, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2,
+                     intermediate_size=512),
+    steps=1500,
+)
+STUDENT = Recipe(
+    name="student",
+    shape=ModelShape(hidden_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                     intermediate_size=256),
+    steps=150,
+    init_seed=1,
+    data_seed=1,
+)
+
+
+RECIPES_BY_NAME = {r.name: r for r in (TEACHER, STUDENT)}
+ASSETS = Path(__file__).parent / "assets"
+
+
+def asset_dir(recipe: Recipe) -> Path:
+    """Where the package ships the checkpoint this exact recipe produced."""
+    return ASSETS / f"{recipe.name}-{recipe.hash()}"
+
+
+def cache_dir(recipe: Recipe) -> Path:
+    import os
+
+    root = Path(os.environ.get("READ_JAX_CACHE", Path.home() / ".cache" / "read_jax"))
+    return root / "recipes" / f"{recipe.name}-{recipe.hash()}"
+
+
+def load_or_train(recipe: Recipe, world: World | None = None, progress: bool = True):
+    """The recipe's model: shipped with the package, else cached, else trained now and cached.
+
+    Checkpoints are Hugging Face directories (config.json + safetensors), keyed by the recipe hash,
+    so a changed recipe never picks up a stale model.
+    """
+    from read_jax.models import load_hf, save_hf
+
+    for d in (asset_dir(recipe), cache_dir(recipe)):
+        if (d / "config.json").is_file():
+            return load_hf(d)[0]
+    model, log = train(recipe, world=world, progress=progress)
+    target = cache_dir(recipe)
+    save_hf(model, target)
+    (target / "recipe.json").write_text(json.dumps(log, indent=2))
+    return model
+
+
+def examples_to_batch(tokenizer, examples: Sequence[Example], seq_len: int) -> dict[str, np.ndarray]:
+    """Right-padded next-token batch: labels are the following token, loss on answer + eos only."""
+    b = len(examples)
+    ids = np.full((b, seq_len), tokenizer.pad_token_id, np.int32)
+    att = np.zeros((b, seq_len), np.int32)
+    labels = np.full((b, seq_len), IGNORE_INDEX, np.int32)
+    loss = np.zeros((b, seq_len), np.int32)
+    for i, ex in enumerate(examples):
+        toks, mask = encode_example(tokenizer, ex)
+        toks, mask = toks[:seq_len + 1], mask[:seq_len + 1]
+        n = len(toks)
+        ids[i, :min(n, seq_len)] = toks[:seq_len]
+        att[i, :min(n, seq_len)] = 1
+        labels[i, :n - 1] = toks[1:]
+        loss[i, :n - 1] = mask[1:]
+    return {"input_ids": ids, "attention_mask": att, "labels": labels, "loss_mask": loss}
+
+
+def _batches(world: World, recipe: Recipe, tokenizer) -> Iterator[dict[str, np.ndarray]]:
+    stream = world.iter_mixture(recipe.data_seed, task_share=recipe.task_share)
+    while True:
+        yield examples_to_batch(tokenizer, [next(stream) for _ in range(recipe.batch_size)], recipe.seq_len)
+
+
+def train(recipe: Recipe, world: World | None = None, mesh=None, progress: bool = True):
+    """Train ``recipe`` from scratch; returns (model, log) with the loss curve and wall time."""
+    world = world or World(recipe.world_seed)
+    tokenizer = world.tokenizer()
+    config = recipe.shape.decoder_config(len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
+                                         tokenizer.bos_token_id)
+    model = init_decoder(config, seed=recipe.init_seed)
+    optimizer = OptimizerConfig(learning_rate=recipe.learning_rate, schedule="cosine",
+                                warmup_steps=recipe.warmup_steps, decay_steps=recipe.steps - recipe.warmup_steps,
+                                end_lr_fraction=0.05, weight_decay=recipe.weight_decay, max_grad_norm=1.0)
+    distiller = Distiller(model, loss_config=LossConfig(ce=1.0, chunk_size=None), optimizer_config=optimizer,
+                          mesh=mesh)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    batches = _batches(world, recipe, tokenizer)
+    bar = tqdm(range(recipe.steps), desc=f"train {recipe.name}", disable=not progress, unit="step")
+    for step in bar:
+        metrics = distiller.step(next(batches))
+        losses.append(metrics["loss"])
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-25:]):.3f}")
+    log = {"recipe": dataclasses.asdict(recipe), "hash": recipe.hash(), "seconds": time.perf_counter() - t0,
+           "params": config.num_params(), "loss_curve": losses[:: max(1, len(losses) // 100)]}
+    return distiller.student, log
+
+
+def exact_match(model, world: World, examples: Sequence[Example], batch_size: int = 128,
+                max_new_tokens: int = 24) -> list[float]:
+    """Greedy answers of ``model`` scored by the world's exact-match scorer, one score per example."""
+    from read_jax.sampling import generate
+
+    tokenizer = world.tokenizer()
+    scores: list[float] = []
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i:i + batch_size]
+        out = generate(model, [encode_prompt(tokenizer, e.prompt) for e in chunk],
+                       max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id)
+        for ex, toks in zip(chunk, out.tokens):
+            pred = tokenizer.decode(toks, skip_special_tokens=True)
+            scores.append(float(world.score(pred, ex)))
+    return scores
+
+
+def capability_accuracy(model, world: World, n_per_capability: int = 64, seed: int = 7) -> dict[str, float]:
+    """Exact match per capability on fresh (non-probe) examples."""
+    out = {}
+    for c in world.capabilities:
+        exs = world.sample(c, n_per_capability, np.random.default_rng([seed, world.capabilities.index(c)]))
+        out[c] = float(np.mean(exact_match(model, world, exs)))
+    return out
+
+
+def task_accuracy(model, world: World, split: str = "dev") -> dict[str, float]:
+    return {t.name: float(np.mean(exact_match(model, world, getattr(t, split)))) for t in world.tasks}
