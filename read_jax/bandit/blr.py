@@ -27,10 +27,12 @@ Why it is stored this way:
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve, solve_triangular
+from jax.scipy.linalg import solve_triangular
 
 Array = jax.Array
 
@@ -38,6 +40,9 @@ Array = jax.Array
 DEFAULT_A0 = 6.0
 DEFAULT_B0 = 6.0
 DEFAULT_LAMBDA = 0.25
+
+
+STATS = ("xtx", "xty", "yty", "sum_x", "sum_y", "n")
 
 
 @chex.dataclass
@@ -51,6 +56,12 @@ class BLRPosterior:
       sum_x: [d] sum of w_i x_i (only needed to re-centre targets, see `standardize`).
       sum_y: [] sum of w_i y_i.
       n: [] effective number of observations, sum of w_i (a float because of forgetting).
+      lo: the low-order parts of the six sums above (same keys and shapes).  Each statistic is
+        an unevaluated float32 pair hi + lo (compensated, "double-float" summation), so 10^5
+        updates do not accumulate the ~sqrt(n) eps |sum| rounding error of a plain f32 sum.
+        That error matters: features with exact collinearity (the allocation sums to 1, r sums
+        to 1) leave directions of Lambda held up only by the prior lam = 0.25, and plain f32
+        accumulation pushed them negative in our 10^5-update test.  `stats(post)` gives hi + lo.
       a0, b0, lam: NIG prior (shape, scale of the noise variance; precision of beta / sigma^2).
       forget: [] forgetting factor in (0, 1]; 1 keeps every observation at full weight.
     """
@@ -61,6 +72,7 @@ class BLRPosterior:
     sum_x: Array
     sum_y: Array
     n: Array
+    lo: dict
     a0: Array
     b0: Array
     lam: Array
@@ -69,6 +81,24 @@ class BLRPosterior:
     @property
     def dim(self) -> int:
         return self.xty.shape[-1]
+
+
+def stats(post: BLRPosterior) -> dict[str, Array]:
+    """The six statistics as single arrays (hi + lo, rounded once)."""
+    return {k: getattr(post, k) + post.lo[k] for k in STATS}
+
+
+def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
+    """Knuth's error-free transformation: a + b = s + e exactly (IEEE round-to-nearest)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _accumulate(hi: Array, lo: Array, decay: Array, term: Array) -> tuple[Array, Array]:
+    """(hi, lo) <- decay * (hi, lo) + term in double-float arithmetic."""
+    s, e = _two_sum(decay * hi, term)
+    return _two_sum(s, e + decay * lo)
 
 
 @chex.dataclass
@@ -102,19 +132,20 @@ def init(
         raise ValueError(f"forgetting factor must be in (0, 1], got {forget}")
     if a0 <= 1.0 or b0 <= 0.0 or lam <= 0.0:
         raise ValueError(f"need a0 > 1, b0 > 0, lam > 0; got a0={a0}, b0={b0}, lam={lam}")
-    zero = jnp.zeros((), dtype)
+    shapes = {"xtx": (dim, dim), "xty": (dim,), "yty": (), "sum_x": (dim,), "sum_y": (), "n": ()}
     return BLRPosterior(
-        xtx=jnp.zeros((dim, dim), dtype),
-        xty=jnp.zeros((dim,), dtype),
-        yty=zero,
-        sum_x=jnp.zeros((dim,), dtype),
-        sum_y=zero,
-        n=zero,
+        **{k: jnp.zeros(v, dtype) for k, v in shapes.items()},
+        lo={k: jnp.zeros(v, dtype) for k, v in shapes.items()},
         a0=jnp.asarray(a0, dtype),
         b0=jnp.asarray(b0, dtype),
         lam=jnp.asarray(lam, dtype),
         forget=jnp.asarray(forget, dtype),
     )
+
+
+def _with_stats(post: BLRPosterior, values: dict[str, Array]) -> BLRPosterior:
+    """A posterior holding ``values`` as its statistics (low-order parts reset to zero)."""
+    return post.replace(**values, lo={k: jnp.zeros_like(v) for k, v in values.items()})
 
 
 @jax.jit
@@ -132,14 +163,18 @@ def update(post: BLRPosterior, x: Array, y: Array, mask: Array | None = None) ->
     w = valid * post.forget**after
     decay = post.forget ** jnp.sum(valid)
     xw = x * w[:, None]
-    return post.replace(
-        xtx=decay * post.xtx + xw.T @ x,
-        xty=decay * post.xty + xw.T @ y,
-        yty=decay * post.yty + jnp.sum(w * y * y),
-        sum_x=decay * post.sum_x + jnp.sum(xw, axis=0),
-        sum_y=decay * post.sum_y + jnp.sum(w * y),
-        n=decay * post.n + jnp.sum(w),
-    )
+    terms = {
+        "xtx": xw.T @ x,
+        "xty": xw.T @ y,
+        "yty": jnp.sum(w * y * y),
+        "sum_x": jnp.sum(xw, axis=0),
+        "sum_y": jnp.sum(w * y),
+        "n": jnp.sum(w),
+    }
+    hi, lo = {}, {}
+    for k in STATS:
+        hi[k], lo[k] = _accumulate(getattr(post, k), post.lo[k], decay, terms[k])
+    return post.replace(**hi, lo=lo)
 
 
 @jax.jit
@@ -148,21 +183,40 @@ def update_one(post: BLRPosterior, x: Array, y: Array | float) -> BLRPosterior:
     return update(post, jnp.asarray(x)[None, :], jnp.reshape(jnp.asarray(y), (1,)))
 
 
+@jax.custom_batching.sequential_vmap
+def solve_lower(chol: Array, rhs: Array) -> Array:
+    """L^{-1} rhs.  Under vmap this loops over the batch (LAPACK trsm per item): XLA's batched
+    TriangularSolve on CPU is ~50x slower, and the simulator vmaps over seeds."""
+    return solve_triangular(chol, rhs, lower=True)
+
+
+@jax.custom_batching.sequential_vmap
+def solve_lower_t(chol: Array, rhs: Array) -> Array:
+    """L^{-T} rhs (see `solve_lower` for why it is wrapped)."""
+    return solve_triangular(chol, rhs, lower=True, trans=1)
+
+
+def cho_solve(chol: Array, rhs: Array) -> Array:
+    """Lambda^{-1} rhs = L^{-T} L^{-1} rhs, two triangular solves (never an explicit inverse)."""
+    return solve_lower_t(chol, solve_lower(chol, rhs))
+
+
 @jax.jit
 def precision(post: BLRPosterior) -> Array:
     """Lambda = X^T X + lam I (symmetrised: it is the quantity that must stay positive definite)."""
-    d = post.dim
-    return 0.5 * (post.xtx + post.xtx.T) + post.lam * jnp.eye(d, dtype=post.xtx.dtype)
+    xtx = post.xtx + post.lo["xtx"]
+    return 0.5 * (xtx + xtx.T) + post.lam * jnp.eye(post.dim, dtype=xtx.dtype)
 
 
 @jax.jit
 def posterior(post: BLRPosterior) -> NIGParams:
     """Closed-form NIG posterior from the statistics: one Cholesky, two triangular solves."""
+    st = stats(post)
     chol = jnp.linalg.cholesky(precision(post))
-    mean = cho_solve((chol, True), post.xty)
+    mean = cho_solve(chol, st["xty"])
     # y^T y - mu^T Lambda mu = y^T y - mu^T X^T y >= 0 in exact arithmetic (a ridge residual).
-    resid = jnp.maximum(post.yty - jnp.dot(mean, post.xty), 0.0)
-    return NIGParams(mean=mean, chol=chol, a=post.a0 + 0.5 * post.n, b=post.b0 + 0.5 * resid)
+    resid = jnp.maximum(st["yty"] - jnp.dot(mean, st["xty"]), 0.0)
+    return NIGParams(mean=mean, chol=chol, a=post.a0 + 0.5 * st["n"], b=post.b0 + 0.5 * resid)
 
 
 @jax.jit
@@ -177,16 +231,18 @@ def standardize(post: BLRPosterior) -> BLRPosterior:
     affine map except through the prior, which is the point.  Callers should feed targets already
     shifted by a pivot (e.g. the first reward) so the sums do not cancel catastrophically in f32.
     """
-    n = post.n
+    st = stats(post)
+    n = st["n"]
     safe_n = jnp.maximum(n, 1e-12)
-    m = jnp.where(n > 0, post.sum_y / safe_n, 0.0)
-    var = jnp.maximum(post.yty / safe_n - m * m, 0.0)
+    m = jnp.where(n > 0, st["sum_y"] / safe_n, 0.0)
+    var = jnp.maximum(st["yty"] / safe_n - m * m, 0.0)
     c = jnp.sqrt(var + 1e-12)
-    return post.replace(
-        xty=(post.xty - m * post.sum_x) / c,
-        yty=jnp.maximum(post.yty - 2.0 * m * post.sum_y + n * m * m, 0.0) / (c * c),
-        sum_y=(post.sum_y - n * m) / c,
-    )
+    return _with_stats(post, {
+        **st,
+        "xty": (st["xty"] - m * st["sum_x"]) / c,
+        "yty": jnp.maximum(st["yty"] - 2.0 * m * st["sum_y"] + n * m * m, 0.0) / (c * c),
+        "sum_y": (st["sum_y"] - n * m) / c,
+    })
 
 
 def _masked_argmax(scores: Array, mask: Array | None) -> Array:
@@ -198,7 +254,7 @@ def _masked_argmax(scores: Array, mask: Array | None) -> Array:
 @jax.jit
 def predictive_std_unit(nig: NIGParams, phi: Array) -> Array:
     """sqrt(phi^T Lambda^{-1} phi) for each row of ``phi`` [K, d], via L^{-1} phi^T."""
-    z = solve_triangular(nig.chol, phi.T, lower=True)  # [d, K]
+    z = solve_lower(nig.chol, phi.T)  # [d, K]
     return jnp.sqrt(jnp.sum(z * z, axis=0))
 
 
@@ -208,6 +264,30 @@ def ucb_scores(nig: NIGParams, phi: Array, kappa: Array | float) -> Array:
     return phi @ nig.mean + kappa * jnp.sqrt(nig.noise_var) * predictive_std_unit(nig, phi)
 
 
+def gamma_large_shape(key: Array, a: Array, n: int | None = None, proposals: int = 16) -> Array:
+    """Gamma(a, 1) draws (one, or ``n``) for shape a >= 1 (Marsaglia & Tsang 2000), no while loop.
+
+    Why not ``jax.random.gamma``: its rejection loop (plus the a < 1 boost) takes seconds to
+    compile on CPU, and the simulator compiles it once per policy.  Here a >= 1 always holds
+    (a = a0 + n/2 with a0 > 1), where Marsaglia-Tsang accepts a proposal with probability > 0.95;
+    drawing ``proposals`` candidates at once and keeping the first accepted one is the same
+    sampler, except with probability < 0.05^16 ~ 1e-21 (then the last proposal is returned).
+    """
+    a = jnp.maximum(jnp.asarray(a), 1.0)
+    m = 1 if n is None else n
+    d = a - 1.0 / 3.0
+    c = 1.0 / jnp.sqrt(9.0 * d)
+    k_x, k_u = jax.random.split(key)
+    x = jax.random.normal(k_x, (m * proposals,), a.dtype).reshape(m, proposals)
+    u = jax.random.uniform(k_u, (m * proposals,), a.dtype, minval=1e-30).reshape(m, proposals)
+    v = (1.0 + c * x) ** 3
+    ok = (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * v + d * jnp.log(jnp.maximum(v, 1e-30)))
+    ok = ok.at[:, -1].set(True)
+    first = jnp.argmax(ok, axis=1)
+    out = d * jnp.take_along_axis(v, first[:, None], axis=1)[:, 0]
+    return out[0] if n is None else out
+
+
 @jax.jit
 def thompson_sample(nig: NIGParams, key: Array) -> Array:
     """One posterior draw: sigma^2 = b / Gamma(a), beta = mu + sigma L^{-T} eps.
@@ -215,10 +295,21 @@ def thompson_sample(nig: NIGParams, key: Array) -> Array:
     Cov(L^{-T} eps) = (L L^T)^{-1} = Lambda^{-1}, so beta ~ N(mu, sigma^2 Lambda^{-1}).
     """
     k_gamma, k_normal = jax.random.split(key)
-    sigma2 = nig.b / jax.random.gamma(k_gamma, nig.a, dtype=nig.mean.dtype)
+    sigma2 = nig.b / gamma_large_shape(k_gamma, nig.a.astype(nig.mean.dtype))
     eps = jax.random.normal(k_normal, nig.mean.shape, nig.mean.dtype)
-    z = solve_triangular(nig.chol.T, eps, lower=False)
+    z = solve_lower_t(nig.chol, eps)
     return nig.mean + jnp.sqrt(sigma2) * z
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def thompson_samples(nig: NIGParams, key: Array, n: int) -> Array:
+    """``n`` independent posterior draws [n, d] (one solve with n right-hand sides)."""
+    k_gamma, k_normal = jax.random.split(key)
+    sigma2 = nig.b / gamma_large_shape(k_gamma, nig.a.astype(nig.mean.dtype), n)
+    d = nig.mean.shape[0]
+    eps = jax.random.normal(k_normal, (d * n,), nig.mean.dtype).reshape(d, n)
+    z = solve_lower_t(nig.chol, eps)  # [d, n]
+    return nig.mean[None, :] + jnp.sqrt(sigma2)[:, None] * z.T
 
 
 @jax.jit

@@ -63,7 +63,8 @@ def _init_member(key: Array, input_dim: int, hidden: int) -> Params:
     for i, (fan_in, fan_out) in enumerate(dims):
         key, kw, kb = jax.random.split(key, 3)
         bound = 1.0 / jnp.sqrt(fan_in)
-        params[f"w{i}"] = jax.random.uniform(kw, (fan_in, fan_out), jnp.float32, -bound, bound)
+        # drawn flat: multi-dimensional threefry shapes compile much slower on CPU
+        params[f"w{i}"] = jax.random.uniform(kw, (fan_in * fan_out,), jnp.float32, -bound, bound).reshape(fan_in, fan_out)
         params[f"b{i}"] = jax.random.uniform(kb, (fan_out,), jnp.float32, -bound, bound)
     return params
 
@@ -129,11 +130,14 @@ def fit(state: EnsembleState, key: Array, config: EnsembleConfig = EnsembleConfi
         k_boot, k_steps = jax.random.split(mkey)
         draws = jax.random.randint(k_boot, (cap,), 0, jnp.maximum(n, 1))
         counts = jnp.zeros((cap,), jnp.float32).at[draws].add(valid.astype(jnp.float32))
-        logits = jnp.where(counts > 0, jnp.log(jnp.maximum(counts, 1e-30)), -jnp.inf)
+        # sample rows with probability counts / n by inverting the CDF (cheaper than Gumbel-max
+        # over [batch, capacity], and the same distribution)
+        cdf = jnp.cumsum(counts)
 
         def step(carry, k):
             p, o = carry
-            idx = jax.random.categorical(k, logits, shape=(config.batch_size,))
+            u = jax.random.uniform(k, (config.batch_size,)) * cdf[-1]
+            idx = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), cap - 1)
             loss, grads = jax.value_and_grad(loss_fn)(p, state.inputs[idx], y[idx])
             updates, o = opt.update(grads, o, p)
             return (optax.apply_updates(p, updates), o), loss

@@ -26,11 +26,13 @@ and task), and jitted once per policy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import ndtri
 
 from read_jax.bandit.actions import ARTIFACT_WEIGHT_GRID, candidate_actions_jax, spillover_jax
 from read_jax.bandit.features import FeatureMap, make_context
@@ -56,7 +58,7 @@ class SimConfig:
     noise: float = 0.004  # probe noise std on each capability score
     tau: float = 0.35  # saturation scale of G, in budget fractions
     growth: float = 2.0  # how fast interference grows with the spent budget
-    requirement_concentration: float = 0.5  # Dirichlet alpha of r (small = sparse tasks)
+    requirement_sharpness: float = 2.0  # r = softmax(sharpness * N(0, I)): larger = sparser tasks
 
 
 @chex.dataclass
@@ -85,16 +87,22 @@ class SimResult:
 
 
 def make_world(key: Array, config: SimConfig = SimConfig()) -> World:
-    """Draw a world: diagonal gains 0.2-0.4, ~30 % helpful and ~40 % interfering off-diagonals."""
+    """Draw a world: diagonal gains 0.2-0.4, ~30 % helpful and ~40 % interfering off-diagonals.
+
+    One flat uniform draw sliced into every quantity: each PRNG call, and each extra dimension of
+    its shape (partitionable threefry), costs seconds of XLA compile time on CPU.
+    """
     c = config.n_caps
-    k_diag, k_pos, k_posm, k_neg, k_negm, k_s0, k_r = jax.random.split(key, 7)
-    diag = jax.random.uniform(k_diag, (c,), minval=0.2, maxval=0.4)
-    pos = jax.random.bernoulli(k_posm, 0.3, (c, c)) * jax.random.uniform(k_pos, (c, c), minval=0.1, maxval=0.5)
-    neg = jax.random.bernoulli(k_negm, 0.4, (c, c)) * jax.random.uniform(k_neg, (c, c), minval=0.05, maxval=0.3)
+    u = jax.random.uniform(key, (5 * c * c,), minval=1e-6, maxval=1.0 - 1e-6).reshape(5, c, c)
+    diag = 0.2 + 0.2 * u[0, 0]
+    pos = (u[1] < 0.3) * (0.1 + 0.4 * u[2])
+    neg = (u[3] < 0.4) * (0.05 + 0.25 * u[4])
     off = (pos - neg) * diag[:, None]
     transfer = off * (1.0 - jnp.eye(c)) + jnp.diag(diag)
-    s0 = jax.random.uniform(k_s0, (c,), minval=0.2, maxval=0.5)
-    r = jax.random.dirichlet(k_r, jnp.full((c,), config.requirement_concentration))
+    s0 = 0.2 + 0.3 * u[0, 1]
+    # softmax of scaled normals: a few capabilities dominate, like a Dirichlet with small alpha,
+    # without jax.random.gamma (slow to compile on CPU).
+    r = jax.nn.softmax(config.requirement_sharpness * ndtri(u[0, 2]))
     return World(transfer=transfer, s0=s0, r=r)
 
 
@@ -146,23 +154,26 @@ def candidates(world: World, config: SimConfig) -> Array:
 
 def simulate(policy: Policy, world: World, key: Array, config: SimConfig = SimConfig(), state: Any = None) -> SimResult:
     """One run of ``policy`` in ``world`` (pure; jit / vmap it).  ``state`` overrides policy.init."""
-    k_init, k_policy, k_noise, k_noise0 = jax.random.split(key, 4)
+    k_init, k_policy, k_noise = jax.random.split(key, 3)
     actions = candidates(world, config)
     state = policy.init(k_init) if state is None else state
-    s_obs0 = world.s0 + config.noise * jax.random.normal(k_noise0, world.s0.shape)
-    c = config.n_caps
+    c, n_steps = config.n_caps, config.n_steps
+    # drawn once, outside the scan, flat (see make_world)
+    noise = config.noise * jax.random.normal(k_noise, ((n_steps + 1) * c,)).reshape(n_steps + 1, c)
+    policy_keys = jax.random.split(k_policy, n_steps)
 
     def expected_reward(spent: Array, w: Array) -> Array:
         ds, _ = world_step(world, spent, w, config)
         return _reward(world, ds, config)
 
-    def body(carry, t):
+    def body(carry, xs):
+        t, k_t, eps = xs
         pstate, s_true, s_obs, spent, prev_w, prev_gain = carry
-        ctx = make_context(world.r, s_obs, 1.0 - t / config.n_steps, prev_w, prev_gain)
-        w, pstate = policy.select(pstate, ctx, actions, jax.random.fold_in(k_policy, t))
+        ctx = make_context(world.r, s_obs, 1.0 - t / n_steps, prev_w, prev_gain)
+        w, pstate = policy.select(pstate, ctx, actions, k_t)
         ds_true, new_spent = world_step(world, spent, w, config)
         s_true = s_true + ds_true
-        new_obs = s_true + config.noise * jax.random.normal(jax.random.fold_in(k_noise, t), (c,))
+        new_obs = s_true + eps
         ds_obs = new_obs - s_obs
         reward = _reward(world, ds_obs, config)
         pstate = policy.update(pstate, ctx, w, reward, ds_obs)
@@ -173,43 +184,55 @@ def simulate(policy: Policy, world: World, key: Array, config: SimConfig = SimCo
         out = (w, reward, expected_reward(spent, w), oracle, jnp.dot(world.r, s_true))
         return (pstate, s_true, new_obs, new_spent, w, ds_obs), out
 
-    carry0 = (state, world.s0, s_obs0, jnp.zeros(c), jnp.zeros(c), jnp.zeros(c))
-    _, (ws, rewards, expected, oracle, utility) = jax.lax.scan(body, carry0, jnp.arange(config.n_steps))
+    carry0 = (state, world.s0, world.s0 + noise[0], jnp.zeros(c), jnp.zeros(c), jnp.zeros(c))
+    xs = (jnp.arange(n_steps), policy_keys, noise[1:])
+    _, (ws, rewards, expected, oracle, utility) = jax.lax.scan(body, carry0, xs)
     return SimResult(
         allocations=ws, rewards=rewards, expected=expected, oracle=oracle, utility=utility,
         utility0=jnp.dot(world.r, world.s0),
     )
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def make_worlds(key: Array, n_seeds: int, config: SimConfig = SimConfig()) -> tuple[World, Array]:
+    """``n_seeds`` worlds (batched pytree) and one run key per seed; compiled once per config and
+    shared by every policy, so seed i is the same world for every policy (paired comparison)."""
+    k_world, k_run = jax.random.split(key)
+    worlds = jax.vmap(lambda k: make_world(k, config))(jax.random.split(k_world, n_seeds))
+    return worlds, jax.random.split(k_run, n_seeds)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _run_batch(policy: Policy, config: SimConfig, worlds: World, keys: Array) -> SimResult:
+    return jax.vmap(lambda w, k: simulate(policy, w, k, config))(worlds, keys)
+
+
 def run_seeds(policy: Policy, key: Array, n_seeds: int, config: SimConfig = SimConfig()) -> SimResult:
-    """``n_seeds`` independent (world, run) pairs in one jitted, vmapped call; seed i is the same
-    world for every policy (worlds depend only on ``key``), so policies are compared paired."""
-    keys = jax.random.split(key, n_seeds)
+    """``n_seeds`` independent (world, run) pairs in one jitted, vmapped call (leading [n_seeds])."""
+    worlds, keys = make_worlds(key, n_seeds, config)
+    return _run_batch(policy, config, worlds, keys)
 
-    def one(k: Array) -> SimResult:
-        k_world, k_run = jax.random.split(k)
-        return simulate(policy, make_world(k_world, config), k_run, config)
 
-    return jax.jit(jax.vmap(one))(keys)
+@functools.partial(jax.jit, static_argnums=(0,))
+def _run_fixed(config: SimConfig, worlds: World, keys: Array) -> SimResult:
+    policy = BestFixedPolicy(config.n_caps, 4 * config.n_caps + 1)
+
+    def one(world: World, k: Array, index: Array) -> SimResult:
+        state = FixedState(allocation=jnp.full((config.n_caps,), jnp.nan), index=index,
+                           step=jnp.zeros((), jnp.int32))
+        return simulate(policy, world, k, config, state=state)
+
+    n_cand = candidates(jax.tree.map(lambda a: a[0], worlds), config).shape[0]
+    over_seeds = jax.vmap(one, in_axes=(0, 0, None))
+    return jax.vmap(over_seeds, in_axes=(None, None, 0))(worlds, keys, jnp.arange(n_cand))
 
 
 def best_fixed_in_hindsight(key: Array, n_seeds: int, config: SimConfig = SimConfig()) -> tuple[int, SimResult]:
-    """The paper's "best fixed grid allocation": every candidate (rank-relative) as a fixed
-    schedule, on the same seeds as `run_seeds`; returns the index with the best mean final
-    utility and its runs.  An oracle: it picks with the evaluation seeds' outcomes."""
-    policy = BestFixedPolicy(config.n_caps, 4 * config.n_caps + 1)
-    n_cand = int(candidate_actions_jax(jnp.ones(config.n_caps), 2, config.weight_grid, config.top_k, 50,
-                                       config.include_one_hot).shape[0])
-    keys = jax.random.split(key, n_seeds)
-
-    def one(k: Array, index: Array) -> SimResult:
-        k_world, k_run = jax.random.split(k)
-        state = FixedState(allocation=jnp.full((config.n_caps,), jnp.nan), index=index,
-                           step=jnp.zeros((), jnp.int32))
-        return simulate(policy, make_world(k_world, config), k_run, config, state=state)
-
-    over_seeds = jax.vmap(one, in_axes=(0, None))
-    res = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0)))(keys, jnp.arange(n_cand))
+    """The paper's "best fixed grid allocation": every candidate (rank-relative, e.g. "0.5 / 0.5 on
+    the top two") as a fixed schedule on the same seeds as `run_seeds`; returns the index with the
+    best mean final utility and its runs.  An oracle: it picks with the evaluation outcomes."""
+    worlds, keys = make_worlds(key, n_seeds, config)
+    res = _run_fixed(config, worlds, keys)
     best = int(jnp.argmax(jnp.mean(res.utility[:, :, -1], axis=1)))
     return best, jax.tree.map(lambda a: a[best], res)
 
@@ -231,14 +254,15 @@ def simulate_linear(
     each round.  The sanity problem on which a correct BLR-UCB must beat uniform and random."""
     k_init, k_ctx, k_sel, k_noise = jax.random.split(key, 4)
     state = policy.init(k_init)
+    contexts = jax.random.uniform(k_ctx, (n_rounds * features.context_dim,)).reshape(n_rounds, -1)
+    noises = noise * jax.random.normal(k_noise, (n_rounds,))
 
-    def body(pstate, t):
-        x = jax.random.uniform(jax.random.fold_in(k_ctx, t), (features.context_dim,))
-        w, pstate = policy.select(pstate, x, actions, jax.random.fold_in(k_sel, t))
+    def body(pstate, xs):
+        x, k, eps = xs
+        w, pstate = policy.select(pstate, x, actions, k)
         mean = features(x, w) @ theta
-        reward = mean + noise * jax.random.normal(jax.random.fold_in(k_noise, t))
-        pstate = policy.update(pstate, x, w, reward)
+        pstate = policy.update(pstate, x, w, mean + eps)
         return pstate, (mean, jnp.max(features(x, actions) @ theta))
 
-    _, (expected, oracle) = jax.lax.scan(body, state, jnp.arange(n_rounds))
+    _, (expected, oracle) = jax.lax.scan(body, state, (contexts, jax.random.split(k_sel, n_rounds), noises))
     return LinearResult(expected=expected, oracle=oracle)
