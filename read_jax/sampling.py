@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -62,7 +62,7 @@ Array = jax.Array
 MIN_PROMPT_BUCKET = 8
 MIN_EOS_SLOTS = 4
 
-__all__ = ["GenerateOutput", "bucket", "compile_count", "decode_step", "generate", "generate_text", "sample_logits"]
+__all__ = ["DecodeCache", "GenerateOutput", "bucket", "compile_count", "decode_step", "generate", "generate_text", "sample_logits"]
 
 
 # --------------------------------------------------------------------------- output
@@ -97,12 +97,14 @@ def _per_example(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
     return arr
 
 
-def sample_logits(logits: Array, keys: Array, temperature: Array, top_p: Array, top_k: Array) -> Array:
+def sample_logits(logits: Array, keys: Array | Callable[[], Array], temperature: Array, top_p: Array,
+                  top_k: Array) -> Array:
     """One token per row from ``logits`` [B, V] (float32) with per-row parameters [B].
 
     temperature 0 -> argmax; else softmax(logits / temperature) truncated to the top-k
     (k <= 0 or k >= V: off), then to the smallest most-likely set with mass >= top_p
-    (top_p >= 1: off), sampled by Gumbel-max with the row's key (``keys``: [B] key array).
+    (top_p >= 1: off), sampled by Gumbel-max with the row's key (``keys``: a [B] key array,
+    or a function returning one, called only when some row samples).
     """
     logits = logits.astype(jnp.float32)
     v = logits.shape[-1]
@@ -123,10 +125,12 @@ def sample_logits(logits: Array, keys: Array, temperature: Array, top_p: Array, 
         n_keep = jnp.maximum(jnp.sum(keep, axis=-1), 1)
         threshold = jnp.take_along_axis(desc, (n_keep - 1)[:, None], axis=-1)
         truncated = jnp.where(scaled >= threshold, scaled, -jnp.inf)
-        gumbel = jax.vmap(lambda key: jax.random.gumbel(key, (v,), jnp.float32))(keys)
+        row_keys = keys() if callable(keys) else keys
+        gumbel = jax.vmap(lambda key: jax.random.gumbel(key, (v,), jnp.float32))(row_keys)
         drawn = jnp.argmax(truncated + gumbel, axis=-1).astype(jnp.int32)
         return jnp.where(sampling, drawn, greedy)
 
+    # greedy-only batches (the common teacher setting) skip the sort and the RNG at run time
     return jax.lax.cond(jnp.any(sampling), draw, lambda: greedy)
 
 
@@ -144,7 +148,7 @@ class SamplingParams:
 
 @struct.dataclass
 class DecodeState:
-    cache: KVCache
+    cache: DecodeCache
     token: Array        # [B] int32, last sampled token (the next input)
     position: Array     # [B] int32, RoPE position of ``token``
     done: Array         # [B] bool
@@ -170,7 +174,7 @@ def _constrain(x: Array, mesh: Mesh | None, spec: P) -> Array:
 def _constrain_state(s: DecodeState, mesh: Mesh | None) -> DecodeState:
     if mesh is None:
         return s
-    kv = lambda a: jax.lax.with_sharding_constraint(a, named_sharding(mesh, KVCache.LOGICAL_AXES, a.shape))
+    kv = lambda a: jax.lax.with_sharding_constraint(a, named_sharding(mesh, DecodeCache.LOGICAL_AXES, a.shape))
     cache = s.cache.replace(keys=tuple(kv(a) for a in s.cache.keys), values=tuple(kv(a) for a in s.cache.values),
                             key_mask=_constrain(s.cache.key_mask, mesh, P(BATCH_AXES, None)))
     b = P(BATCH_AXES)
@@ -185,7 +189,7 @@ def _constrain_state(s: DecodeState, mesh: Mesh | None) -> DecodeState:
 def _pick(logits: Array, step: Array, p: SamplingParams, k: int):
     """Sample one token per row and compute its log-prob (+ top-k) under log_softmax(logits)."""
     b = logits.shape[0]
-    token = sample_logits(logits, _row_keys(p.seed, step, b), p.temperature, p.top_p, p.top_k)
+    token = sample_logits(logits, lambda: _row_keys(p.seed, step, b), p.temperature, p.top_p, p.top_k)
     logz = jax.nn.logsumexp(logits, axis=-1)
     logprob = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0] - logz
     if k:
@@ -196,41 +200,72 @@ def _pick(logits: Array, step: Array, p: SamplingParams, k: int):
     return token, logprob, top
 
 
-def _attend_one(q: Array, keys: Array, values: Array, valid: Array) -> Array:
-    """Single-query grouped attention straight off the cache layout.
+@struct.dataclass
+class DecodeCache:
+    """The sampler's KV cache: per-layer keys / values [B, KVH, S, K], key validity [B, S], next slot.
 
-    q: [B, H, K]; keys / values: [B, S, KVH, K] (the `KVCache` layout); valid: [B, S].
-    Written as broadcast-multiply + reduce rather than an einsum: a one-token query makes
-    these matrix-vector products (memory-bound), and XLA's dot emitter wants the batch
-    axes (B, KVH) major, so the einsum form copied a transposed cache every layer and step.
-    The reduce form reads the cache once, in place.  Float32 accumulation.
+    Heads come before length (the model's `KVCache` is [B, S, KVH, K]): a one-token query
+    then attends with plain batched matmuls over (B, KVH), which XLA runs without first
+    copying a transposed cache every layer and step (see `_attend_one`).  Built once from
+    the prefill cache by `from_prefill`.
     """
+
+    keys: tuple[Array, ...]
+    values: tuple[Array, ...]
+    key_mask: Array
+    index: Array
+
+    LOGICAL_AXES = ("batch", "cache_heads", "length", "head_dim")
+
+    @classmethod
+    def from_prefill(cls, cache: KVCache, length: int) -> "DecodeCache":
+        """The model-layout ``cache`` transposed to [B, KVH, S, K] and grown to ``length`` slots."""
+        pad = length - cache.length
+        if pad < 0:
+            raise ValueError(f"cannot shrink a cache of {cache.length} slots to {length}")
+
+        def grow(a: Array) -> Array:
+            return jnp.pad(jnp.swapaxes(a, 1, 2), ((0, 0), (0, 0), (0, pad), (0, 0)))
+
+        return cls(keys=tuple(grow(a) for a in cache.keys), values=tuple(grow(a) for a in cache.values),
+                   key_mask=jnp.pad(cache.key_mask, ((0, 0), (0, pad))), index=cache.index)
+
+    @property
+    def length(self) -> int:
+        return self.key_mask.shape[1]
+
+
+def _attend_one(q: Array, keys: Array, values: Array, bias: Array) -> Array:
+    """Single-query grouped attention.  q: [B, H, K]; keys / values: [B, KVH, S, K]; bias: [B, S]
+    (0 for a valid key, a large negative number otherwise).  Float32 scores and softmax; the
+    normalisation is applied after the value product ([B, H, K] divides, not [B, H, S])."""
     b, h, d = q.shape
-    kvh = keys.shape[2]
-    q = (q.astype(jnp.float32) * (d ** -0.5)).reshape(b, 1, kvh, h // kvh, d)
-    scores = jnp.sum(q * keys.astype(jnp.float32)[:, :, :, None, :], axis=-1)  # [B, S, KVH, G]
-    scores = jnp.where(valid[:, :, None, None], scores, _MASK_VALUE)
-    probs = jax.nn.softmax(scores, axis=1)
-    out = jnp.sum(probs[..., None] * values.astype(jnp.float32)[:, :, :, None, :], axis=1)  # [B, KVH, G, K]
-    return out.reshape(b, h * d)
+    kvh = keys.shape[1]
+    q = q.reshape(b, kvh, h // kvh, d).astype(keys.dtype)
+    scores = jnp.einsum("bngd,bnsd->bngs", q, keys, preferred_element_type=jnp.float32)
+    scores = scores * (d ** -0.5) + bias[:, None, None, :]
+    unnorm = jnp.exp(scores - jnp.max(scores, axis=-1, keepdims=True))
+    out = jnp.einsum("bngs,bnsd->bngd", unnorm.astype(values.dtype), values, preferred_element_type=jnp.float32)
+    return (out / jnp.sum(unnorm, axis=-1)[..., None]).reshape(b, h * d)
 
 
-def decode_step(model: Decoder, token: Array, position: Array, cache: KVCache) -> tuple[Array, KVCache]:
+def decode_step(model: Decoder, token: Array, position: Array, cache: DecodeCache) -> tuple[Array, DecodeCache]:
     """One decode step for a [B] batch of tokens at RoPE ``position`` [B] -> (logits [B, V] f32, cache).
 
-    The same computation as ``model(token[:, None], positions=position[:, None], cache=cache)``
-    built from the model's own sub-modules, with a single-query attention (`_attend_one`)
-    that reads the cache in place.  Tested against the full forward pass.
+    The same computation as ``model(token[:, None], positions=position[:, None], cache=...)``,
+    built from the model's own sub-modules (norms, projections, RoPE, MLP, output head) with
+    the single-query attention of `_attend_one` over a `DecodeCache`.  Tested against the
+    model's full forward pass.
     """
     config = model.config
     b = token.shape[0]
-    s = cache.length
     index = cache.index
     key_mask = jax.lax.dynamic_update_slice(cache.key_mask, jnp.ones((b, 1), jnp.bool_), (0, index))
-    slots = jnp.arange(s, dtype=jnp.int32)
+    slots = jnp.arange(cache.length, dtype=jnp.int32)
     valid = key_mask & (slots <= index)[None]
     if config.sliding_window is not None:
         valid = valid & ((index - slots) < config.sliding_window)[None]
+    bias = jnp.where(valid, 0.0, _MASK_VALUE).astype(jnp.float32)  # once per step, shared by all layers
     cos, sin = rope_tables(config, position[:, None])
     x = jnp.take(model.embed_tokens.get_value(), token[:, None], axis=0)  # [B, 1, D]
     keys, values = [], []
@@ -243,15 +278,17 @@ def decode_step(model: Decoder, token: Array, position: Array, cache: KVCache) -
         if attn.q_norm is not None:
             q, k = attn.q_norm(q), attn.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        kc = jax.lax.dynamic_update_slice(cache.keys[i], k.astype(cache.keys[i].dtype), (0, index, 0, 0))
-        vc = jax.lax.dynamic_update_slice(cache.values[i], v.astype(cache.values[i].dtype), (0, index, 0, 0))
+        start = (0, 0, index, 0)
+        kc = jax.lax.dynamic_update_slice(cache.keys[i], jnp.swapaxes(k, 1, 2).astype(cache.keys[i].dtype), start)
+        vc = jax.lax.dynamic_update_slice(cache.values[i], jnp.swapaxes(v, 1, 2).astype(cache.values[i].dtype),
+                                          start)
         keys.append(kc)
         values.append(vc)
-        out = _attend_one(q[:, 0], kc, vc, valid).astype(x.dtype)
+        out = _attend_one(q[:, 0], kc, vc, bias).astype(x.dtype)
         x = x + attn.o_proj(out[:, None])
         x = x + layer.mlp(layer.post_attention_layernorm(x))
     logits = model.logits_from_hidden(model.norm(x)[:, 0])
-    return logits, KVCache(keys=tuple(keys), values=tuple(values), key_mask=key_mask, index=index + 1)
+    return logits, DecodeCache(keys=tuple(keys), values=tuple(values), key_mask=key_mask, index=index + 1)
 
 
 def _is_eos(token: Array, eos: Array) -> Array:
@@ -272,9 +309,11 @@ def _prefill(graphdef, state, ids: Array, mask: Array, params: SamplingParams, *
              cache_len: int, n_out: int, k: int, mesh: Mesh | None) -> DecodeState:
     model: Decoder = nnx.merge(graphdef, state)
     b, t = ids.shape
-    cache = KVCache.init(model.config, b, cache_len)
     positions = jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=1) - 1, 0)
-    hidden, cache = model.hidden_states(ids, attention_mask=mask, positions=positions, cache=cache)
+    # the prompt attends within its own bucket; the cache grows to full length only afterwards
+    hidden, cache = model.hidden_states(ids, attention_mask=mask, positions=positions,
+                                        cache=KVCache.init(model.config, b, t))
+    cache = DecodeCache.from_prefill(cache, cache_len)
     logits = model.logits_from_hidden(hidden[:, -1])  # left padding: the last column is real
     step = jnp.zeros((), jnp.int32)
     token, logprob, top = _pick(logits, step, params, k)

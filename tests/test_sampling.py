@@ -9,7 +9,7 @@ import torch
 
 from hf_fixtures import make_hf_model
 from read_jax.models import KVCache, load_hf
-from read_jax.sampling import bucket, compile_count, decode_step, generate, generate_text, sample_logits
+from read_jax.sampling import DecodeCache, bucket, compile_count, decode_step, generate, generate_text, sample_logits
 
 LENGTHS = [5, 11, 3]
 NEW = 24
@@ -81,8 +81,8 @@ def test_cached_decode_reproduces_full_forward(name, tmp_path):
     forward = jax.jit(lambda m, ids, mask, cache=None: m(ids, attention_mask=mask, cache=cache))
     ref = np.asarray(forward(model, jnp.asarray(full), jnp.asarray(mask)))
 
-    cache = KVCache.init(config, 3, t + steps)
-    _, cache = forward(model, jnp.asarray(full[:, :t]), jnp.asarray(mask[:, :t]), cache)
+    _, cache = forward(model, jnp.asarray(full[:, :t]), jnp.asarray(mask[:, :t]), KVCache.init(config, 3, t))
+    cache = DecodeCache.from_prefill(cache, t + steps)
     position = jnp.asarray(mask[:, :t].sum(1), jnp.int32)
     step = jax.jit(decode_step)
     for j in range(steps):
