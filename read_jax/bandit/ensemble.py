@@ -76,6 +76,7 @@ def mlp_apply(params: Params, x: Array) -> Array:
     return (h @ params["w2"] + params["b2"])[..., 0]
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def init(key: Array, input_dim: int, config: EnsembleConfig = EnsembleConfig()) -> EnsembleState:
     """J independently initialised members and an empty buffer."""
     keys = jax.random.split(key, config.n_members)
