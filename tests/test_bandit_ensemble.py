@@ -7,7 +7,7 @@ import numpy as np
 from read_jax.bandit import ensemble
 from read_jax.bandit.ensemble import EnsembleConfig
 
-CFG = EnsembleConfig(n_members=4, hidden=16, lr=1e-2, train_steps=150, batch_size=16, capacity=32)
+CFG = EnsembleConfig(n_members=4, hidden=16, lr=1e-2, train_steps=100, batch_size=16, capacity=32)
 
 
 def _numpy_mlp(p, x):
