@@ -7,10 +7,14 @@ out = generate(model, prompt_ids, max_new_tokens=128, temperature=0.0, top_p=1.0
 out.tokens[i]                 # list[int]: new tokens of prompt i, ending with the first eos if one was emitted
 out.token_logprobs[i]         # list[float], same length
 out.topk_ids[i], out.topk_logprobs[i]   # [len, k] numpy when topk_logprobs > 0
+
+sampler = Sampler(model, mesh=None)     # split (and place) once, for repeated calls
+out = sampler.generate(prompt_ids, max_new_tokens=128, ...)   # same arguments, minus mesh
+texts = generate_text(model, tokenizer, ["question?"], max_new_tokens=64)   # strings in, strings out
 ```
 
 How it runs
-- The module is split once per call (`nnx.split`); two jitted *pure* functions of
+- The module is split once (`nnx.split`, in `Sampler`); two jitted *pure* functions of
   ``(graphdef static, state, ...)`` do the work: ``prefill`` (the whole left-padded prompt
   batch in one forward pass, then the first sampled token) and ``decode`` (one
   ``lax.while_loop`` of single-token steps that stops at ``max_new_tokens`` or when every
@@ -20,7 +24,7 @@ How it runs
   rounded up to powers of two (dummy rows are padded in, marked done from the start); the
   cache holds ``prompt_bucket + new_bucket`` slots, i.e. a sum of two powers of two, which
   bounds the programs as tightly as a pure power of two and never attends over more than
-  twice the needed slots... and usually far fewer (32 + 128 = 160, not 256).
+  twice the needed slots, usually far fewer (32 + 128 = 160, not 256).
   ``max_new_tokens`` itself, temperature, top-p, top-k, the seed and the eos ids are traced
   arrays: changing them never recompiles.
 - Sampling per row: temperature 0 is greedy (argmax of the raw logits); otherwise logits are
@@ -35,8 +39,7 @@ How it runs
   teacher's *untempered, untruncated* softmax, ``log_softmax(logits)``, whatever
   temperature / top-p / top-k the sample was drawn with.  That is the distribution logit
   distillation matches (a KD loss at temperature T re-tempers it, and a top-k sparse KL
-  needs the teacher's real probabilities, not a truncated renormalised proposal); the
-  sampling distribution can be recovered from it when needed.
+  needs the teacher's real probabilities, not a truncated renormalised proposal).
 - Under a mesh the parameters are placed by the rule table (`read_jax.sharding`), the
   batch (and the KV cache) is sharded over the data axes, the cache's KV heads over 'tp'.
 """
@@ -62,7 +65,7 @@ Array = jax.Array
 MIN_PROMPT_BUCKET = 8
 MIN_EOS_SLOTS = 4
 
-__all__ = ["DecodeCache", "GenerateOutput", "bucket", "compile_count", "decode_step", "generate", "generate_text", "sample_logits"]
+__all__ = ["DecodeCache", "GenerateOutput", "Sampler", "bucket", "compile_count", "decode_step", "generate", "generate_text", "sample_logits"]
 
 
 # --------------------------------------------------------------------------- output
@@ -97,18 +100,34 @@ def _per_example(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
     return arr
 
 
+def _argmax(logits: Array, row_max: Array | None = None) -> Array:
+    """First index of the row maximum ([B, V] -> [B] int32), as `jnp.argmax`.
+
+    Two plain reductions (max, then min over matching indices) instead of one variadic
+    (value, index) reduction, which XLA:CPU runs ~2.5x slower; the max is shared with the
+    log-normaliser in `_pick`.
+    """
+    v = logits.shape[-1]
+    if row_max is None:
+        row_max = jnp.max(logits, axis=-1, keepdims=True)
+    idx = jnp.min(jnp.where(logits == row_max, jnp.arange(v, dtype=jnp.int32), v), axis=-1)
+    return jnp.minimum(idx, v - 1)  # all-NaN row: stay in range
+
+
 def sample_logits(logits: Array, keys: Array | Callable[[], Array], temperature: Array, top_p: Array,
-                  top_k: Array) -> Array:
+                  top_k: Array, greedy: Array | None = None) -> Array:
     """One token per row from ``logits`` [B, V] (float32) with per-row parameters [B].
 
     temperature 0 -> argmax; else softmax(logits / temperature) truncated to the top-k
     (k <= 0 or k >= V: off), then to the smallest most-likely set with mass >= top_p
     (top_p >= 1: off), sampled by Gumbel-max with the row's key (``keys``: a [B] key array,
-    or a function returning one, called only when some row samples).
+    or a function returning one, called only when some row samples).  ``greedy``: the
+    argmax, when the caller already has it.
     """
     logits = logits.astype(jnp.float32)
     v = logits.shape[-1]
-    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    if greedy is None:
+        greedy = _argmax(logits)
     sampling = temperature > 0
 
     def draw() -> Array:
@@ -127,7 +146,7 @@ def sample_logits(logits: Array, keys: Array | Callable[[], Array], temperature:
         truncated = jnp.where(scaled >= threshold, scaled, -jnp.inf)
         row_keys = keys() if callable(keys) else keys
         gumbel = jax.vmap(lambda key: jax.random.gumbel(key, (v,), jnp.float32))(row_keys)
-        drawn = jnp.argmax(truncated + gumbel, axis=-1).astype(jnp.int32)
+        drawn = _argmax(truncated + gumbel)
         return jnp.where(sampling, drawn, greedy)
 
     # greedy-only batches (the common teacher setting) skip the sort and the RNG at run time
@@ -189,8 +208,10 @@ def _constrain_state(s: DecodeState, mesh: Mesh | None) -> DecodeState:
 def _pick(logits: Array, step: Array, p: SamplingParams, k: int):
     """Sample one token per row and compute its log-prob (+ top-k) under log_softmax(logits)."""
     b = logits.shape[0]
-    token = sample_logits(logits, lambda: _row_keys(p.seed, step, b), p.temperature, p.top_p, p.top_k)
-    logz = jax.nn.logsumexp(logits, axis=-1)
+    row_max = jnp.max(logits, axis=-1, keepdims=True)
+    token = sample_logits(logits, lambda: _row_keys(p.seed, step, b), p.temperature, p.top_p, p.top_k,
+                          greedy=_argmax(logits, row_max))
+    logz = row_max[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - row_max), axis=-1))
     logprob = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0] - logz
     if k:
         top_vals, top_ids = jax.lax.top_k(logits, k)
@@ -360,93 +381,123 @@ def _eos_ids(eos_id: int | Sequence[int] | None, config) -> list[int]:
     return [int(e) for e in eos_id]
 
 
-def generate(model: Decoder, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int = 128,
+class Sampler:
+    """A model prepared for repeated generation: split once into (graphdef, state), and with
+    ``mesh`` its parameters placed by the rule table once.  Holds a snapshot of the parameters
+    taken at construction (build a new one after updating the model).  ReAD's teacher is
+    fixed, so a run builds one and calls `generate` many times; the module-level `generate`
+    builds a throw-away one per call (one `nnx.split`, milliseconds)."""
+
+    def __init__(self, model: Decoder, mesh: Mesh | None = None):
+        self.config = model.config
+        self.mesh = mesh
+        self.graphdef, state = nnx.split(model)
+        if mesh is not None:
+            state = jax.device_put(state, state_shardings(mesh, state))
+        self.state = state
+
+    def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int = 128,
+                 temperature: float | Sequence[float] = 0.0, top_p: float | Sequence[float] = 1.0,
+                 top_k: int | Sequence[int] = 0, eos_id: int | Sequence[int] | None = None, seed: int = 0,
+                 topk_logprobs: int = 0, pad_id: int | None = None) -> GenerateOutput:
+        """See the module-level `generate`."""
+        config, mesh = self.config, self.mesh
+        prompts = [list(map(int, p)) for p in prompt_ids]
+        n = len(prompts)
+        k = int(topk_logprobs)
+        if n == 0:
+            return GenerateOutput([], [], [] if k else None, [] if k else None, [])
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("generate: every prompt needs at least one token")
+        if max_new_tokens < 1:
+            raise ValueError(f"generate: max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not 0 <= k <= config.vocab_size:
+            raise ValueError(f"generate: topk_logprobs must be in [0, {config.vocab_size}], got {k}")
+        temp = _per_example(temperature, n, "temperature", np.float32)
+        tp = _per_example(top_p, n, "top_p", np.float32)
+        tk = _per_example(top_k, n, "top_k", np.int32)
+        if (temp < 0).any() or not np.isfinite(temp).all():
+            raise ValueError("generate: temperature must be finite and >= 0")
+        if (tp <= 0).any() or (tp > 1).any():
+            raise ValueError("generate: top_p must be in (0, 1]")
+        if (tk < 0).any():
+            raise ValueError("generate: top_k must be >= 0")
+        eos = _eos_ids(eos_id, config)
+        if pad_id is None:
+            pad_id = config.pad_token_id if config.pad_token_id is not None else 0
+
+        # bucketing: batch, prompt length and new-token buffer to powers of two
+        data_size = 1 if mesh is None else int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
+        b = bucket(n, data_size)
+        b = -(-b // data_size) * data_size
+        t = bucket(max(len(p) for p in prompts), MIN_PROMPT_BUCKET)
+        n_out = bucket(max_new_tokens)
+        ids = np.full((b, t), pad_id, np.int32)
+        mask = np.zeros((b, t), np.bool_)
+        for i, p in enumerate(prompts):
+            ids[i, t - len(p):] = p
+            mask[i, t - len(p):] = True
+        mask[n:, -1] = True  # dummy rows: one valid token, done from the start
+
+        def pad_rows(a: np.ndarray, fill) -> np.ndarray:
+            return np.concatenate([a, np.full((b - n,), fill, a.dtype)])
+
+        eos_arr = np.full((bucket(len(eos), MIN_EOS_SLOTS),), -1, np.int32)
+        eos_arr[:len(eos)] = eos
+        params = SamplingParams(
+            temperature=pad_rows(temp, 0.0), top_p=pad_rows(tp, 1.0), top_k=pad_rows(tk, 0),
+            seed=np.asarray(seed, np.uint32), eos=eos_arr, active=np.arange(b) < n,
+            max_new_tokens=np.asarray(max_new_tokens, np.int32))
+        if mesh is not None:
+            ids, mask = (jax.device_put(a, batch_sharding(mesh, 2)) for a in (ids, mask))
+            rep = NamedSharding(mesh, P())
+            params = jax.tree.map(
+                lambda a: jax.device_put(a, batch_sharding(mesh, 1) if a.shape == (b,) else rep), params)
+
+        s = _prefill(self.graphdef, self.state, ids, mask, params, cache_len=t + n_out, n_out=n_out, k=k, mesh=mesh)
+        s = _decode(self.graphdef, self.state, s, params, mesh=mesh)
+        steps, tokens, logprobs, top_ids, top_lps = jax.device_get(
+            (s.step, s.tokens, s.logprobs, s.topk_ids, s.topk_logprobs))
+
+        eos_set = set(eos)
+        out = GenerateOutput([], [], [] if k else None, [] if k else None, [])
+        for i in range(n):
+            row = tokens[i, :min(int(steps), max_new_tokens)].tolist()
+            length = next((j + 1 for j, tok in enumerate(row) if tok in eos_set), len(row))
+            out.tokens.append(row[:length])
+            out.token_logprobs.append(logprobs[i, :length].tolist())
+            out.finished.append(length > 0 and row[length - 1] in eos_set)
+            if k:
+                out.topk_ids.append(np.asarray(top_ids[i, :length]))
+                out.topk_logprobs.append(np.asarray(top_lps[i, :length]))
+        return out
+
+
+def generate(model: Decoder | Sampler, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int = 128,
              temperature: float | Sequence[float] = 0.0, top_p: float | Sequence[float] = 1.0,
              top_k: int | Sequence[int] = 0, eos_id: int | Sequence[int] | None = None, seed: int = 0,
              topk_logprobs: int = 0, mesh: Mesh | None = None, pad_id: int | None = None) -> GenerateOutput:
     """Generate up to ``max_new_tokens`` new tokens for each prompt (see the module docstring).
 
+    ``model``: a `Decoder`, or a `Sampler` prepared once for repeated calls.
     ``prompt_ids``: token-id lists of any (non-zero) lengths.  ``temperature`` / ``top_p`` /
     ``top_k``: scalars or one value per prompt.  ``eos_id``: an id or ids (default: the
-    model config's eos ids; none = always run ``max_new_tokens``).  ``topk_logprobs``: k of
-    the captured teacher top-k (0 = off).  ``mesh``: run sharded on a ('data','fsdp','tp') mesh.
+    model config's eos ids; an empty list = always run ``max_new_tokens``).  ``seed``: row i
+    samples with ``fold_in(fold_in(key(seed), i), step)``.  ``topk_logprobs``: k of the
+    captured teacher top-k (0 = off).  ``mesh``: run sharded on a ('data','fsdp','tp') mesh.
+    ``pad_id``: the id written into left padding (default: config pad id, else 0; never attended).
     """
-    config = model.config
-    prompts = [list(map(int, p)) for p in prompt_ids]
-    n = len(prompts)
-    if n == 0:
-        return GenerateOutput([], [], [] if topk_logprobs else None, [] if topk_logprobs else None, [])
-    if any(len(p) == 0 for p in prompts):
-        raise ValueError("generate: every prompt needs at least one token")
-    if max_new_tokens < 1:
-        raise ValueError(f"generate: max_new_tokens must be >= 1, got {max_new_tokens}")
-    k = int(topk_logprobs)
-    if not 0 <= k <= config.vocab_size:
-        raise ValueError(f"generate: topk_logprobs must be in [0, {config.vocab_size}], got {k}")
-    temp = _per_example(temperature, n, "temperature", np.float32)
-    tp = _per_example(top_p, n, "top_p", np.float32)
-    tk = _per_example(top_k, n, "top_k", np.int32)
-    if (temp < 0).any() or not np.isfinite(temp).all():
-        raise ValueError("generate: temperature must be finite and >= 0")
-    if (tp <= 0).any() or (tp > 1).any():
-        raise ValueError("generate: top_p must be in (0, 1]")
-    if (tk < 0).any():
-        raise ValueError("generate: top_k must be >= 0")
-    eos = _eos_ids(eos_id, config)
-    if pad_id is None:
-        pad_id = config.pad_token_id if config.pad_token_id is not None else 0
-
-    data_size = 1 if mesh is None else int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
-    b = bucket(n, data_size)
-    b = -(-b // data_size) * data_size
-    t = bucket(max(len(p) for p in prompts), MIN_PROMPT_BUCKET)
-    n_out = bucket(max_new_tokens)
-    ids = np.full((b, t), pad_id, np.int32)
-    mask = np.zeros((b, t), np.bool_)
-    for i, p in enumerate(prompts):
-        ids[i, t - len(p):] = p
-        mask[i, t - len(p):] = True
-    mask[n:, -1] = True  # dummy rows: one valid token, done from the start
-
-    def pad_rows(a: np.ndarray, fill) -> np.ndarray:
-        return np.concatenate([a, np.full((b - n,), fill, a.dtype)])
-
-    eos_arr = np.full((bucket(len(eos), MIN_EOS_SLOTS),), -1, np.int32)
-    eos_arr[:len(eos)] = eos
-    params = SamplingParams(
-        temperature=pad_rows(temp, 0.0), top_p=pad_rows(tp, 1.0), top_k=pad_rows(tk, 0),
-        seed=np.asarray(seed, np.uint32), eos=eos_arr, active=np.arange(b) < n,
-        max_new_tokens=np.asarray(max_new_tokens, np.int32))
-
-    graphdef, state = nnx.split(model)
-    if mesh is not None:
-        shardings = state_shardings(mesh, state)
-        state = jax.device_put(state, shardings)
-        ids, mask = (jax.device_put(a, batch_sharding(mesh, 2)) for a in (ids, mask))
-        rep = NamedSharding(mesh, P())
-        params = jax.tree.map(lambda a: jax.device_put(a, batch_sharding(mesh, 1) if a.shape == (b,) else rep),
-                              params)
-    s = _prefill(graphdef, state, ids, mask, params, cache_len=t + n_out, n_out=n_out, k=k, mesh=mesh)
-    s = _decode(graphdef, state, s, params, mesh=mesh)
-    steps, tokens, logprobs, top_ids, top_lps = jax.device_get(
-        (s.step, s.tokens, s.logprobs, s.topk_ids, s.topk_logprobs))
-
-    eos_set = set(eos)
-    out = GenerateOutput([], [], [] if k else None, [] if k else None, [])
-    for i in range(n):
-        row = tokens[i, :steps].tolist()
-        length = next((j + 1 for j, tok in enumerate(row) if tok in eos_set), len(row))
-        length = min(length, max_new_tokens)
-        out.tokens.append(row[:length])
-        out.token_logprobs.append(logprobs[i, :length].tolist())
-        out.finished.append(bool(row[:length]) and row[length - 1] in eos_set)
-        if k:
-            out.topk_ids.append(np.asarray(top_ids[i, :length]))
-            out.topk_logprobs.append(np.asarray(top_lps[i, :length]))
-    return out
+    if isinstance(model, Sampler):
+        if mesh is not None and mesh is not model.mesh:
+            raise ValueError("generate: this Sampler was built for another mesh; build one with mesh=")
+        sampler = model
+    else:
+        sampler = Sampler(model, mesh)
+    return sampler.generate(prompt_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                            top_k=top_k, eos_id=eos_id, seed=seed, topk_logprobs=topk_logprobs, pad_id=pad_id)
 
 
-def generate_text(model: Decoder, tokenizer, prompts: Sequence[str | list[dict[str, str]]], *,
+def generate_text(model: Decoder | Sampler, tokenizer, prompts: Sequence[str | list[dict[str, str]]], *,
                   use_chat_template: bool = True, skip_special_tokens: bool = True,
                   **kwargs: Any) -> list[str]:
     """Strings in, strings out: encode (through the chat template when the tokenizer has one),

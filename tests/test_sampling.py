@@ -9,7 +9,7 @@ import torch
 
 from hf_fixtures import make_hf_model
 from read_jax.models import KVCache, load_hf
-from read_jax.sampling import DecodeCache, bucket, compile_count, decode_step, generate, generate_text, sample_logits
+from read_jax.sampling import DecodeCache, Sampler, bucket, compile_count, decode_step, generate, generate_text, sample_logits
 
 LENGTHS = [5, 11, 3]
 NEW = 24
@@ -184,6 +184,9 @@ def test_no_recompile_when_sampling_values_change_and_seeds(llama):
         generate(model, prompts, temperature=t, top_p=p, top_k=k, seed=9, **kw)
     generate(model, prompts, temperature=0.3, max_new_tokens=17, eos_id=[5, 6])  # same buckets, other traced values
     generate(model, [prompts[1] + [7, 8], prompts[0][:1], prompts[2]], **kw)  # other lengths, same buckets
+    sampler = Sampler(model)  # split once, reused
+    assert sampler.generate(prompts, temperature=1.0, seed=3, **kw).tokens == first.tokens
+    assert generate(sampler, prompts, temperature=1.0, seed=3, **kw).tokens == first.tokens
     assert compile_count() == before
 
 
