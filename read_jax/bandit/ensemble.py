@@ -64,7 +64,8 @@ def _init_member(key: Array, input_dim: int, hidden: int) -> Params:
         key, kw, kb = jax.random.split(key, 3)
         bound = 1.0 / jnp.sqrt(fan_in)
         # drawn flat: multi-dimensional threefry shapes compile much slower on CPU
-        params[f"w{i}"] = jax.random.uniform(kw, (fan_in * fan_out,), jnp.float32, -bound, bound).reshape(fan_in, fan_out)
+        flat = jax.random.uniform(kw, (fan_in * fan_out,), jnp.float32, -bound, bound)
+        params[f"w{i}"] = flat.reshape(fan_in, fan_out)
         params[f"b{i}"] = jax.random.uniform(kb, (fan_out,), jnp.float32, -bound, bound)
     return params
 
@@ -167,7 +168,9 @@ def predict(state: EnsembleState, inputs: Array, config: EnsembleConfig = Ensemb
     return jnp.mean(preds, axis=0), jnp.std(preds, axis=0, ddof=ddof)
 
 
-def ucb_scores(state: EnsembleState, inputs: Array, kappa: Array | float, config: EnsembleConfig = EnsembleConfig()) -> Array:
+def ucb_scores(
+    state: EnsembleState, inputs: Array, kappa: Array | float, config: EnsembleConfig = EnsembleConfig()
+) -> Array:
     """mu + kappa * sigma over the members (the paper's acquisition)."""
     mu, sigma = predict(state, inputs, config)
     return mu + kappa * sigma

@@ -180,7 +180,10 @@ class BestFixedPolicy:
 
     def init(self, key: Array) -> FixedState:
         del key
-        alloc = jnp.full((self.n_caps,), jnp.nan) if self.allocation is None else jnp.asarray(self.allocation, jnp.float32)
+        if self.allocation is None:  # NaN marks "use candidate `index`"
+            alloc = jnp.full((self.n_caps,), jnp.nan)
+        else:
+            alloc = jnp.asarray(self.allocation, jnp.float32)
         if alloc.shape != (self.n_caps,):
             raise ReadJaxError(f"best_fixed allocation has {alloc.shape[0]} entries for {self.n_caps} capabilities")
         return FixedState(allocation=alloc, index=jnp.asarray(self.index, jnp.int32), step=jnp.zeros((), jnp.int32))
@@ -226,6 +229,12 @@ class ReadPolicy:
     decision, as the artifact does.  The first ``warmup`` decisions are uniformly random
     candidates (artifact: 5 for the ensemble).  ``kappa = 0`` is the paper's greedy baseline.
     ``on_checkpoint`` shrinks kappa by ``kappa_decay`` when dev utility did not improve.
+
+    Defaults: features phi = h(w) x [1, r, s, w_prev, ds_prev, b] elementwise
+    (``interaction="diagonal"``, 96 features for |C| = 8) rather than the full outer product
+    (544 features): ~20 decisions per run cannot fit 544 coefficients, and on the simulator the two
+    gave the same utility.  kappa = 1 (the artifact's value is not documented); on our simulator
+    smaller kappa did slightly better over 20 steps (see experiments/bandit_simulation.py).
     """
 
     n_caps: int
