@@ -1,53 +1,72 @@
-"""`read-jax demo`: the main job on the embedded default.
+"""`read-jax demo [--quick] [--out DIR]`: ReAD end to end on the embedded synthetic world.
 
-Interim version (the ReAD loop is not wired in yet): the smallest honest thing the
-package does end to end — build a random tiny Llama-family decoder, export it as a
-Hugging Face checkpoint, reload it in transformers (PyTorch) and in read_jax, and print
-the largest logit difference of each against the original.
+On one composite task and one budget it runs ReAD (BLR-UCB) and the uniform and one-hot
+baselines at equal budget, with a real teacher (a decoder trained from scratch on the
+world, shipped with the package or trained on first use), real generation, real training
+and probes; prints a table and writes ``report.json``, a ``history.jsonl`` per policy and
+plots to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
+from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, TrainConfig
+
+TASK = "word_problem"
+
+FULL = LoopConfig(
+    task=TASK, budget_tokens=60_000, intervals=12, probes_per_capability=16, dev_every=0.25,
+    generation=GenerationConfig(max_new_tokens=16, prompts_per_call=64),
+    train=TrainConfig(rows=32, learning_rate=2e-3),
+    bandit=BanditConfig(),
+)
+QUICK = dataclasses.replace(FULL, budget_tokens=24_000, intervals=6, probes_per_capability=8, dev_every=0.5)
+
+
+def enable_compilation_cache() -> None:
+    """Persist XLA executables across processes: policies and reruns reuse compiled programs."""
+    import os
+
+    import jax
+
+    path = Path(os.environ.get("READ_JAX_CACHE", Path.home() / ".cache" / "read_jax")) / "xla"
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def demo_config(quick: bool, seed: int, policies: tuple[str, ...] = ("read_ucb", "uniform", "one_hot")):
+    from read_jax.experiment import ExperimentConfig
+
+    loop = dataclasses.replace(QUICK if quick else FULL, seed=seed)
+    return ExperimentConfig(loop=loop, policies=policies, requirement="interventions",
+                            interventions=4 if quick else 6, intervention_tokens=3_000)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="read-jax demo")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the exported checkpoint")
-    parser.add_argument("--quick", action="store_true", help="accepted for forward compatibility")
+    parser = argparse.ArgumentParser(prog="read-jax demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller budget and fewer steps (a few minutes)")
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    import jax.numpy as jnp
+    enable_compilation_cache()
+    from read_jax.experiment import Experiment, format_table
 
-    from read_jax.models import DecoderConfig, init_decoder, load_hf, save_hf
-
-    print("read-jax demo (interim): the ReAD loop is not wired in yet; this exports a random tiny decoder,\n"
-          "reloads it in transformers and in read_jax, and reports logit parity.")
+    out = args.out / ("quick" if args.quick else "full") / f"seed{args.seed}"
     t0 = time.perf_counter()
-    config = DecoderConfig(vocab_size=512, hidden_size=128, intermediate_size=344, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, head_dim=32, eos_token_id=1)
-    model = init_decoder(config, seed=0)
-    out = args.out or Path(tempfile.mkdtemp(prefix="read_jax_demo_"))
-    save_hf(model, out)
-    ids = np.random.default_rng(0).integers(0, config.vocab_size, (2, 24)).astype(np.int32)
-    ours = np.asarray(model(jnp.asarray(ids)))
-    reloaded, _ = load_hf(out)
-    delta_jax = float(np.abs(np.asarray(reloaded(jnp.asarray(ids))) - ours).max())
-    line = f"exported {config.num_params():,} parameters to {out}\nload_hf round trip: max |Δlogit| = {delta_jax:.2e}"
-    try:
-        import torch
-        from transformers import AutoModelForCausalLM
-    except ImportError:
-        print(line + "\ntransformers reload skipped: torch is not installed (pip install -e '.[dev]')")
-        return 0
-    ref = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
-    with torch.no_grad():
-        theirs = ref(torch.as_tensor(ids, dtype=torch.long)).logits.numpy()
-    print(line + f"\ntransformers reload:  max |Δlogit| = {float(np.abs(theirs - ours).max()):.2e}"
-          f"\ndone in {time.perf_counter() - t0:.1f} s")
+    print(f"read-jax demo: task {TASK!r}, policies read (BLR-UCB), uniform, one_hot; writing to {out}")
+    exp = Experiment(demo_config(args.quick, args.seed), out)
+    req = exp.requirement()
+    print(f"requirement ({req['mode']}, {req['seconds']:.0f} s): estimated "
+          + " ".join(f"{v:.2f}" for v in req["estimated"]) + "\n" + " " * 31 + "true "
+          + " ".join(f"{v:.2f}" for v in req["true"]))
+    report = exp.run()
+    print(format_table(report))
+    print(f"report: {out / 'report.json'}; plots: " + ", ".join(Path(p).name for p in report["plots"]))
+    print(f"total wall time {time.perf_counter() - t0:.0f} s")
     return 0

@@ -149,7 +149,8 @@ class ReadRun:
     RUN_FILE = "run.json"
 
     def __init__(self, config: LoopConfig, components: Components, run_dir: str | Path,
-                 requirement: Sequence[float], probes: ProbeSuite | None = None, progress: bool = True):
+                 requirement: Sequence[float], probes: ProbeSuite | None = None, progress: bool = True,
+                 policy_kwargs: dict[str, Any] | None = None):
         self.config, self.c = config, components
         self.caps = tuple(components.world.capabilities)
         self.r = np.asarray(requirement, np.float64)
@@ -174,8 +175,10 @@ class ReadRun:
         self.distiller = Distiller(student, teacher=teacher, loss_config=loss, optimizer_config=optimizer,
                                    mesh=components.mesh)
         b = config.bandit
-        self.policy = make_policy(config.policy, n_caps=len(self.caps),
-                                  **({"kappa": b.kappa} if config.policy.startswith("read_") else {}))
+        kwargs = dict(policy_kwargs or {})
+        if config.policy.startswith("read_"):
+            kwargs.setdefault("kappa", b.kappa)
+        self.policy = make_policy(config.policy, n_caps=len(self.caps), **kwargs)
         self.actions = jnp.asarray(build_candidate_actions(
             list(self.caps), self.r.tolist(), 2, list(b.weight_grid), b.top_k, b.max_candidates, b.include_one_hot),
             jnp.float32)
@@ -372,6 +375,9 @@ class ReadRun:
             "dev_points": [list(p) for p in self.dev_points], "next_dev": self.next_dev,
             "history": self.history,
         }
+
+    def has_checkpoint(self) -> bool:
+        return self._ckpt.latest_step() is not None
 
     def save(self) -> None:
         self._ckpt.save(self.t, self._trees(), self._meta())

@@ -70,7 +70,7 @@ TEACHER = Recipe(
     name="teacher",
     shape=ModelShape(hidden_size=192, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2,
                      intermediate_size=512),
-    steps=1500,
+    steps=1200,
 )
 STUDENT = Recipe(
     name="student",
@@ -134,10 +134,24 @@ def examples_to_batch(tokenizer, examples: Sequence[Example], seq_len: int) -> d
     return {"input_ids": ids, "attention_mask": att, "labels": labels, "loss_mask": loss}
 
 
+LENGTH_STEP = 16  # batches are padded to a multiple of this: a handful of compiled shapes
+POOL_BATCHES = 16  # examples are length-sorted within a pool of this many batches
+
+
 def _batches(world: World, recipe: Recipe, tokenizer) -> Iterator[dict[str, np.ndarray]]:
+    """Length-bucketed batches: sorting a pool by length roughly halves the padded tokens."""
     stream = world.iter_mixture(recipe.data_seed, task_share=recipe.task_share)
+    rng = np.random.default_rng(recipe.data_seed)
     while True:
-        yield examples_to_batch(tokenizer, [next(stream) for _ in range(recipe.batch_size)], recipe.seq_len)
+        pool = [next(stream) for _ in range(recipe.batch_size * POOL_BATCHES)]
+        lengths = [len(e.prompt) + len(e.answer) + 3 for e in pool]
+        order = np.argsort(lengths, kind="stable")
+        chunks = [order[i:i + recipe.batch_size] for i in range(0, len(order), recipe.batch_size)]
+        for k in rng.permutation(len(chunks)):
+            rows = [pool[i] for i in chunks[k]]
+            longest = max(lengths[i] for i in chunks[k])
+            length = min(recipe.seq_len, -(-longest // LENGTH_STEP) * LENGTH_STEP)
+            yield examples_to_batch(tokenizer, rows, length)
 
 
 def train(recipe: Recipe, world: World | None = None, mesh=None, progress: bool = True):

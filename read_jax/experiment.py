@@ -1,0 +1,250 @@
+"""One experiment: a task, a budget, several policies at equal budget, one report.
+
+Used by `read-jax demo` (a preset) and `read-jax run CONFIG` (any config).  An experiment
+directory holds ``experiment.json`` (the config), ``requirement.json`` (r estimated once per
+task, not charged to the budget), one run directory per policy (``history.jsonl`` and orbax
+checkpoints), ``report.json`` and the plots.  Every stage that is already on disk is reused,
+so ``read-jax run --resume DIR`` finishes an interrupted experiment where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from read_jax.capabilities.probes import ProbeSuite, task_utility
+from read_jax.capabilities.requirement import (
+    InterventionRecord, fit_requirement, requirement_metrics, sample_intervention_allocations,
+)
+from read_jax.config import from_dict, to_dict
+from read_jax.errors import ReadJaxError
+from read_jax.loop import Components, LoopConfig, ReadRun
+
+REQUIREMENT_MODES = ("interventions", "card", "true", "uniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    loop: LoopConfig = LoopConfig()
+    policies: tuple[str, ...] = ("read_ucb", "uniform", "one_hot")
+    world_seed: int = 0
+    teacher: str = "recipe:teacher"   # a recipe name, or a path to a Hugging Face checkpoint directory
+    student: str = "recipe:student"
+    requirement: str = "interventions"
+    interventions: int = 8
+    intervention_tokens: int = 3000
+    eval_split: str = "test"
+
+    def __post_init__(self) -> None:
+        if self.requirement not in REQUIREMENT_MODES:
+            raise ReadJaxError(f"requirement must be one of {', '.join(REQUIREMENT_MODES)}, got {self.requirement!r}")
+        if not self.policies:
+            raise ReadJaxError("policies must name at least one policy")
+        if self.eval_split not in ("dev", "test"):
+            raise ReadJaxError(f"eval_split must be 'dev' or 'test', got {self.eval_split!r}")
+
+
+def _load_model(spec: str, world):
+    from read_jax.models import load_hf
+    from read_jax.worlds import recipe
+
+    if spec.startswith("recipe:"):
+        return recipe.load_or_train(recipe.RECIPES_BY_NAME[spec.split(":", 1)[1]], world=world)
+    return load_hf(spec)[0]
+
+
+def build_components(config: ExperimentConfig) -> Components:
+    from read_jax.worlds import World
+    from read_jax.worlds.tokenizer import encode_prompt
+
+    world = World(config.world_seed)
+    if config.loop.task not in world.task_names:
+        raise ReadJaxError(f"unknown task {config.loop.task!r}; choose one of {', '.join(world.task_names)}")
+    tokenizer = world.tokenizer()
+    teacher = _load_model(config.teacher, world)
+    student = _load_model(config.student, world)
+    for name, model in (("teacher", teacher), ("student", student)):
+        if model.config.vocab_size != len(tokenizer):
+            raise ReadJaxError(f"{name} vocabulary ({model.config.vocab_size}) != the world tokenizer's "
+                               f"({len(tokenizer)})")
+    return Components(world=world, task=world.task(config.loop.task), teacher=teacher, student=student,
+                      tokenizer=tokenizer, encode_prompt=lambda p: encode_prompt(tokenizer, p))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+class Experiment:
+    """Drives requirement identification and the policy runs of one experiment directory."""
+
+    def __init__(self, config: ExperimentConfig, out_dir: str | Path, components: Components | None = None,
+                 progress: bool = True):
+        self.config, self.out = config, Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        saved = self.out / "experiment.json"
+        if saved.exists():
+            previous = json.loads(saved.read_text())
+            if previous != json.loads(json.dumps(to_dict(config))):
+                raise ReadJaxError(f"{saved}: this directory holds a different experiment; use another --out")
+        else:
+            _write_json(saved, to_dict(config))
+        self.progress = progress
+        self.timing: dict[str, float] = {}
+        tick = time.perf_counter()
+        self.c = components or build_components(config)
+        self.timing["load_models"] = time.perf_counter() - tick
+        self.caps = tuple(self.c.world.capabilities)
+        tick = time.perf_counter()
+        lc = config.loop
+        self.probes = ProbeSuite(self.caps, self.c.world.probe_suite(lc.probes_per_capability, seed=lc.seed),
+                                 self.c.teacher, self.c.tokenizer, self.c.encode_prompt,
+                                 max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh)
+        self.timing["probes_setup"] = time.perf_counter() - tick
+
+    @classmethod
+    def resume(cls, out_dir: str | Path, progress: bool = True) -> "Experiment":
+        path = Path(out_dir) / "experiment.json"
+        if not path.is_file():
+            raise ReadJaxError(f"{out_dir}: not an experiment directory (experiment.json not found)")
+        return cls(from_dict(ExperimentConfig, json.loads(path.read_text())), out_dir, progress=progress)
+
+    # -- requirement ---------------------------------------------------------------------------
+    def utility(self, model, split: str) -> float:
+        return task_utility(model, self.c.task, self.c.tokenizer, self.c.encode_prompt, split,
+                            max_new_tokens=self.config.loop.generation.max_new_tokens, mesh=self.c.mesh)
+
+    def requirement(self) -> dict[str, Any]:
+        """r_τ (cached in requirement.json), estimated as configured, next to the world's truth."""
+        path = self.out / "requirement.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        tick = time.perf_counter()
+        cfg, n = self.config, len(self.caps)
+        true_r = self.c.task.true_r
+        records: list[dict[str, Any]] = []
+        if cfg.requirement == "true":
+            r = np.asarray(true_r)
+        elif cfg.requirement == "uniform":
+            r = np.full(n, 1.0 / n)
+        elif cfg.requirement == "card":
+            r = self.c.task.card.requirement(self.c.world.registry)
+            if r is None:
+                raise ReadJaxError(f"task {cfg.loop.task!r}: its card states no requirement; use "
+                                   "requirement=interventions")
+        else:
+            r, records = self._interventions()
+        result = {"mode": cfg.requirement, "estimated": [float(v) for v in r],
+                  "true": None if true_r is None else [float(v) for v in true_r],
+                  "metrics": None if true_r is None else requirement_metrics(r, true_r),
+                  "interventions": records, "seconds": time.perf_counter() - tick}
+        _write_json(path, result)
+        return result
+
+    def _interventions(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Short fixed-allocation distillations from S0: ΔU ≈ rᵀΔs fitted on the simplex (method.md §2)."""
+        cfg = self.config
+        allocations = sample_intervention_allocations(cfg.interventions, len(self.caps), seed=cfg.loop.seed)
+        base_u = self.utility(self.c.student, "dev")
+        loop = dataclasses.replace(cfg.loop, budget_tokens=cfg.intervention_tokens, intervals=1, dev_every=1.0,
+                                   policy="best_fixed")
+        records = []
+        for i, w in enumerate(allocations):
+            run = ReadRun(dataclasses.replace(loop, seed=cfg.loop.seed + 1 + i), self.c,
+                          self.out / "interventions" / f"{i:02d}", np.full(len(self.caps), 1 / len(self.caps)),
+                          probes=self.probes, progress=False, policy_kwargs={"allocation": tuple(w)})
+            run.run()
+            du = run.history[-1]["dev_utility"] - base_u
+            ds = (run.s - run.initial_profile).tolist()
+            records.append(InterventionRecord(cfg.loop.task, tuple(w), tuple(ds), du))
+            if self.progress:
+                print(f"  intervention {i + 1}/{len(allocations)}: ΔU = {du:+.3f}")
+        r = fit_requirement(records)
+        return r, [dataclasses.asdict(x) for x in records]
+
+    # -- policies ------------------------------------------------------------------------------
+    def run_policy(self, policy: str, r: np.ndarray) -> dict[str, Any]:
+        run_dir = self.out / "runs" / policy
+        loop = dataclasses.replace(self.config.loop, policy=policy)
+        run = ReadRun(loop, self.c, run_dir, r, probes=self.probes, progress=self.progress)
+        if run.has_checkpoint():
+            run.load()
+        tick = time.perf_counter()
+        run.run()
+        summary = run.summary()
+        summary["utility"] = self.utility(run.student, self.config.eval_split)
+        summary["dev_utility_final"] = summary["dev_utility"][-1] if summary["dev_utility"] else None
+        summary["wall_seconds"] = time.perf_counter() - tick
+        summary["phase_seconds"] = _phase_totals(run.history)
+        return summary
+
+    def run(self) -> dict[str, Any]:
+        req = self.requirement()
+        r = np.asarray(req["estimated"])
+        tick = time.perf_counter()
+        initial = {"utility": self.utility(self.c.student, self.config.eval_split),
+                   "profile": self.probes.as_dict(self.probes.loglik(self.c.student))}
+        self.timing["initial_eval"] = time.perf_counter() - tick
+        policies = {}
+        for name in self.config.policies:
+            policies[name.replace("read_ucb", "read")] = self.run_policy(name, r)
+        report = {
+            "task": self.config.loop.task,
+            "capabilities": list(self.caps),
+            "budget": {"total_tokens": self.config.loop.budget_tokens, "accounting": self.config.loop.accounting},
+            "requirement": req,
+            "initial": initial,
+            "teacher": {"profile": self.probes.as_dict(self.probes.loglik(self.c.teacher))},
+            "policies": policies,
+            "eval_split": self.config.eval_split,
+            "timing": self.timing,
+            "config": to_dict(self.config),
+        }
+        _write_json(self.out / "report.json", report)
+        from read_jax.plots import plot_report
+
+        report["plots"] = [str(p) for p in plot_report(report, self.out)]
+        _write_json(self.out / "report.json", report)
+        return report
+
+
+def _phase_totals(history: list[dict[str, Any]]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for h in history:
+        for k, v in h["timing"].items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    return totals
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The demo's summary table: utility, tokens, per-phase wall time, profile per policy."""
+    caps = report["capabilities"]
+    short = [c[:6] for c in caps]
+    lines = [f"task {report['task']}   budget {report['budget']['total_tokens']} tokens "
+             f"({report['budget']['accounting']} accounting)   utility = exact match on {report['eval_split']}",
+             f"{'policy':<10} {'utility':>8} {'tokens':>8} {'gen s':>7} {'train s':>8} {'probe s':>8} "
+             f"{'bandit s':>9} {'dev s':>6}   " + " ".join(f"{s:>6}" for s in short)]
+    init = report["initial"]
+    lines.append(f"{'initial':<10} {init['utility']:>8.3f} {0:>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6}   "
+                 + " ".join(f"{init['profile'][c]:>6.2f}" for c in caps))
+    for name, p in report["policies"].items():
+        ph = p["phase_seconds"]
+        lines.append(f"{name:<10} {p['utility']:>8.3f} {p['tokens_used']:>8} {ph.get('generate', 0):>7.1f} "
+                     f"{ph.get('train', 0):>8.1f} {ph.get('probe', 0):>8.1f} {ph.get('bandit', 0):>9.1f} "
+                     f"{ph.get('dev_eval', 0):>6.1f}   " + " ".join(f"{p['profile'][c]:>6.2f}" for c in caps))
+    t = report["teacher"]["profile"]
+    lines.append(f"{'teacher':<10} {'':>8} {'':>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6}   "
+                 + " ".join(f"{t[c]:>6.2f}" for c in caps))
+    req = report["requirement"]
+    lines.append("requirement r (" + req["mode"] + "): " + " ".join(f"{v:.2f}" for v in req["estimated"]))
+    if req["true"] is not None:
+        lines.append("true r (hidden from ReAD):    " + " ".join(f"{v:.2f}" for v in req["true"]))
+    lines.append("profile columns: mean log-likelihood of the teacher's probe answers under the model")
+    return "\n".join(lines)
