@@ -5,6 +5,11 @@ loaded with `load_hf`, so they are identical) on this machine's CPU cores in one
 batch 8, prompts of 32 tokens, 128 new tokens, no eos (both sides generate the full length).
 torch gets ``torch.set_num_threads(<threads>)`` (default: the machine's core count); XLA uses
 the same cores.  Compile time (first call) is reported separately from the timed repeats.
+read_jax runs through a `Sampler` built once (one ``nnx.split``; its cost is reported).
+Rounds alternate read_jax / torch so both see the same machine load; wall and process CPU
+seconds are both reported, with the load average.  On a loaded machine torch's 2-thread
+kernels degrade far more than 1-thread ones, so torch is also timed with
+``--torch-reference-threads`` (default 1) as a reference.
 
     read-jax bench sampler [--json] [--repeats 5] [--batch 8] [--prompt-len 32] [--new-tokens 128]
 """
@@ -39,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--topk-logprobs", type=int, default=0, help="also capture the top-k (default off)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--torch-reference-threads", type=int, default=1,
+                        help="also time torch with this many threads, as a reference (0 = skip); on a loaded "
+                             "machine torch's multi-threaded kernels degrade far more than single-threaded ones")
     args = parser.parse_args(argv)
 
     import jax
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import flax
 
     from read_jax.models import load_hf
-    from read_jax.sampling import generate
+    from read_jax.sampling import Sampler
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -64,73 +72,95 @@ def main(argv: list[str] | None = None) -> int:
         torch_model.save_pretrained(tmp)
         model, config = load_hf(tmp)
 
-    # ---- read_jax
-    def run_jax():
-        return generate(model, prompts.tolist(), max_new_tokens=n, temperature=0.0, eos_id=[],
-                        topk_logprobs=args.topk_logprobs)
-
-    t0 = time.perf_counter()
-    ours = run_jax()
-    first_call = time.perf_counter() - t0
-    jax_times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        ours = run_jax()
-        jax_times.append(time.perf_counter() - t0)
-
-    # ---- transformers
     ids = torch.as_tensor(prompts, dtype=torch.long)
     attn = torch.ones_like(ids)
+
+    t0 = time.perf_counter()
+    sampler = Sampler(model)  # split once, as a ReAD run does for its fixed teacher
+    sampler_seconds = time.perf_counter() - t0
+    prompt_list = prompts.tolist()
+
+    def run_jax():
+        return sampler.generate(prompt_list, max_new_tokens=n, temperature=0.0, eos_id=[],
+                                topk_logprobs=args.topk_logprobs)
 
     def run_torch():
         with torch.inference_mode():
             return torch_model.generate(input_ids=ids, attention_mask=attn, do_sample=False, max_new_tokens=n,
                                         min_new_tokens=n, pad_token_id=0, eos_token_id=None)
 
-    t0 = time.perf_counter()
-    ref = run_torch()
-    torch_first = time.perf_counter() - t0
-    torch_times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        ref = run_torch()
-        torch_times.append(time.perf_counter() - t0)
+    def timed(fn, threads=None):
+        if threads is not None:
+            torch.set_num_threads(threads)
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t0, time.process_time() - c0
+
+    load_before = os.getloadavg()
+    ours, first_call, _ = timed(run_jax)            # includes tracing + XLA compilation
+    ref, torch_first, _ = timed(run_torch, args.threads)
+    if args.torch_reference_threads:
+        timed(run_torch, args.torch_reference_threads)
+    times: dict[str, list[tuple[float, float]]] = {"read_jax": [], "torch": [], "torch_ref": []}
+    for _ in range(args.repeats):  # interleaved, so both sides see the same machine load
+        ours, wall, cpu = timed(run_jax)
+        times["read_jax"].append((wall, cpu))
+        ref, wall, cpu = timed(run_torch, args.threads)
+        times["torch"].append((wall, cpu))
+        if args.torch_reference_threads:
+            _, wall, cpu = timed(run_torch, args.torch_reference_threads)
+            times["torch_ref"].append((wall, cpu))
+    torch.set_num_threads(args.threads)
+    load_after = os.getloadavg()
 
     ref_tokens = ref[:, args.prompt_len:].numpy()
     our_tokens = np.asarray(ours.tokens)
     assert our_tokens.shape == ref_tokens.shape == (b, n), (our_tokens.shape, ref_tokens.shape)
     identical = bool((our_tokens == ref_tokens).all())
-    # rows agree up to the first disagreement (a float near-tie can flip one argmax; everything after differs)
+    # per row, how many leading tokens agree (a float near-tie can flip one argmax; the rest then differs)
     agree = [int(np.argmin(np.append(our_tokens[i] == ref_tokens[i], False))) for i in range(b)]
 
-    ours_tps = b * n / statistics.median(jax_times)
-    torch_tps = b * n / statistics.median(torch_times)
+    def side(name: str) -> dict:
+        wall = [w for w, _ in times[name]]
+        cpu = [c for _, c in times[name]]
+        tps = [b * n / w for w in wall]
+        return {"tokens_per_s": b * n / statistics.median(wall), "tokens_per_s_stats": _stats(tps),
+                "seconds": _stats(wall), "process_cpu_seconds": _stats(cpu)}
+
+    jax_side, torch_side = side("read_jax"), side("torch")
     result = {
-        "read_jax_tokens_per_s": ours_tps,
-        "torch_tokens_per_s": torch_tps,
-        "ratio": ours_tps / torch_tps,
-        "read_jax_seconds": _stats(jax_times),
-        "torch_seconds": _stats(torch_times),
-        "read_jax_tokens_per_s_range": {k: b * n / v for k, v in _stats(jax_times).items()},
-        "torch_tokens_per_s_range": {k: b * n / v for k, v in _stats(torch_times).items()},
+        "read_jax_tokens_per_s": jax_side["tokens_per_s"],
+        "torch_tokens_per_s": torch_side["tokens_per_s"],
+        "ratio": jax_side["tokens_per_s"] / torch_side["tokens_per_s"],
+        "ratio_of_best": jax_side["tokens_per_s_stats"]["max"] / torch_side["tokens_per_s_stats"]["max"],
+        "read_jax": jax_side,
+        "torch": torch_side,
         "read_jax_first_call_seconds": first_call,
-        "read_jax_compile_seconds_estimate": first_call - statistics.median(jax_times),
+        "read_jax_compile_seconds": first_call - jax_side["seconds"]["median"],
+        "read_jax_sampler_construction_seconds": sampler_seconds,
         "torch_first_call_seconds": torch_first,
         "tokens_identical": identical,
         "rows_agreeing_prefix": agree,
         "config": {**MODEL, "batch": b, "prompt_len": args.prompt_len, "new_tokens": n, "dtype": "float32",
                    "decoding": "greedy, no eos", "topk_logprobs": args.topk_logprobs, "repeats": args.repeats,
-                   "torch_threads": torch.get_num_threads(), "torch_attn": torch_model.config._attn_implementation},
+                   "timing": "interleaved read_jax / torch rounds; tokens_per_s = batch*new_tokens / median wall",
+                   "torch_threads": args.threads, "torch_attn": torch_model.config._attn_implementation},
         "versions": {"jax": jax.__version__, "flax": flax.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": platform.python_version()},
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "jax_backend": jax.default_backend(), "jax_devices": len(jax.devices())},
+                    "jax_backend": jax.default_backend(), "jax_devices": len(jax.devices()),
+                    "loadavg_before": load_before, "loadavg_after": load_after},
     }
+    if args.torch_reference_threads:
+        ref_side = side("torch_ref")
+        result["torch_reference"] = {"threads": args.torch_reference_threads, **ref_side,
+                                     "ratio": jax_side["tokens_per_s"] / ref_side["tokens_per_s"]}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+        ours_tps, torch_tps = result["read_jax_tokens_per_s"], result["torch_tokens_per_s"]
         print(f"read_jax {ours_tps:9.1f} tok/s   (median of {args.repeats}; first call {first_call:.2f}s)")
-        print(f"torch    {torch_tps:9.1f} tok/s   ({torch.get_num_threads()} threads)")
+        print(f"torch    {torch_tps:9.1f} tok/s   ({args.threads} threads)")
         print(f"ratio    {ours_tps / torch_tps:9.2f}x   tokens identical: {identical}")
     return 0 if identical else 1
 
