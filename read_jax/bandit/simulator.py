@@ -241,6 +241,7 @@ def best_fixed_in_hindsight(key: Array, n_seeds: int, config: SimConfig = SimCon
 class LinearResult:
     expected: Array  # [T] true mean reward of the played allocation
     oracle: Array  # [T] best true mean reward among the candidates
+    candidate_means: Array  # [T, K] true mean reward of every candidate (for exact baselines)
 
     @property
     def regret(self) -> Array:
@@ -262,7 +263,9 @@ def simulate_linear(
         w, pstate = policy.select(pstate, x, actions, k)
         mean = features(x, w) @ theta
         pstate = policy.update(pstate, x, w, mean + eps)
-        return pstate, (mean, jnp.max(features(x, actions) @ theta))
+        means = features(x, actions) @ theta
+        return pstate, (mean, jnp.max(means), means)
 
-    _, (expected, oracle) = jax.lax.scan(body, state, (contexts, jax.random.split(k_sel, n_rounds), noises))
-    return LinearResult(expected=expected, oracle=oracle)
+    xs = (contexts, jax.random.split(k_sel, n_rounds), noises)
+    _, (expected, oracle, means) = jax.lax.scan(body, state, xs)
+    return LinearResult(expected=expected, oracle=oracle, candidate_means=means)
