@@ -190,6 +190,7 @@ class Experiment:
         r = np.asarray(req["estimated"])
         tick = time.perf_counter()
         initial = {"utility": self.utility(self.c.student, self.config.eval_split),
+                   "dev_utility": self.utility(self.c.student, "dev"),
                    "profile": self.probes.as_dict(self.probes.loglik(self.c.student))}
         self.timing["initial_eval"] = time.perf_counter() - tick
         policies = {}

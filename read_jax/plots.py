@@ -24,8 +24,9 @@ def plot_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     colors = plt.cm.tab10(np.arange(len(caps)))
     for ax, (name, p) in zip(axes[0], policies.items()):
         alloc = np.asarray(p["allocations"], float)
-        if alloc.size:
-            ax.stackplot(np.arange(len(alloc)), alloc.T, colors=colors, labels=caps, step="post")
+        if alloc.size:  # step t's allocation spans [t, t + 1)
+            ax.stackplot(np.arange(len(alloc) + 1), np.vstack([alloc, alloc[-1:]]).T, colors=colors, labels=caps,
+                         step="post")
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.set_ylim(0, 1)
@@ -64,8 +65,7 @@ def plot_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
         hist = _history(out, p)
         pts = [(h["budget"]["used"], h["dev_utility"]) for h in hist if h.get("dev_utility") is not None]
         if pts:
-            x, y = zip(*[(0, report["initial"].get("dev_utility", np.nan))] + pts) if "dev_utility" in report[
-                "initial"] else zip(*pts)
+            x, y = zip(*[(0, report["initial"]["dev_utility"])] + pts)
             ax.plot(x, y, marker="o", label=name)
     ax.set_xlabel("tokens spent")
     ax.set_ylabel("dev utility (exact match)")
