@@ -1,0 +1,1 @@
+"""Benchmarks against the reference implementations, one module per `read-jax bench NAME`."""
