@@ -16,10 +16,15 @@ texts = generate_text(model, tokenizer, ["question?"], max_new_tokens=64)   # st
 How it runs
 - The module is split once (`nnx.split`, in `Sampler`); two jitted *pure* functions of
   ``(graphdef static, state, ...)`` do the work: ``prefill`` (the whole left-padded prompt
-  batch in one forward pass, then the first sampled token) and ``decode`` (one
-  ``lax.while_loop`` of single-token steps that stops at ``max_new_tokens`` or when every
-  row has emitted an end-of-sequence id).  The decode state (KV cache, output buffers,
-  positions, done mask, step) is donated to ``decode``, so the cache is updated in place.
+  batch in one forward pass -> KV cache, next-token logits, positions, done mask) and
+  ``decode`` (one ``lax.while_loop``: sample, record, one-token forward; it stops at
+  ``max_new_tokens`` or when every row has emitted an end-of-sequence id).  The prefill
+  output (KV cache, logits, positions, done mask) is donated to ``decode``, so the cache is
+  updated in place; sampling is compiled once, in ``decode`` only.
+- The decode step (`decode_step`) is built from the model's own sub-modules but keeps its
+  cache as [B, KVH, S, K] (`DecodeCache`), so single-query attention is a plain batched
+  matmul; the model's [B, S, KVH, K] layout made XLA copy a transposed cache every layer
+  and step.
 - Compiles are bounded by bucketing: batch, prompt length and the new-token buffer are
   rounded up to powers of two (dummy rows are padded in, marked done from the start); the
   cache holds ``prompt_bucket + new_bucket`` slots, i.e. a sum of two powers of two, which
@@ -168,8 +173,8 @@ class SamplingParams:
 @struct.dataclass
 class DecodeState:
     cache: DecodeCache
-    token: Array        # [B] int32, last sampled token (the next input)
-    position: Array     # [B] int32, RoPE position of ``token``
+    logits: Array       # [B, V] float32, logits of the next token
+    position: Array     # [B] int32, RoPE position of the next token
     done: Array         # [B] bool
     step: Array         # [] int32, number of tokens sampled so far
     tokens: Array       # [B, N] int32
@@ -198,7 +203,7 @@ def _constrain_state(s: DecodeState, mesh: Mesh | None) -> DecodeState:
                             key_mask=_constrain(s.cache.key_mask, mesh, P(BATCH_AXES, None)))
     b = P(BATCH_AXES)
     return s.replace(
-        cache=cache, token=_constrain(s.token, mesh, b), position=_constrain(s.position, mesh, b),
+        cache=cache, logits=_constrain(s.logits, mesh, P(BATCH_AXES, None)), position=_constrain(s.position, mesh, b),
         done=_constrain(s.done, mesh, b), tokens=_constrain(s.tokens, mesh, P(BATCH_AXES, None)),
         logprobs=_constrain(s.logprobs, mesh, P(BATCH_AXES, None)),
         topk_ids=_constrain(s.topk_ids, mesh, P(BATCH_AXES, None, None)),
@@ -325,9 +330,9 @@ def _record(s: DecodeState, token, logprob, top, at) -> DecodeState:
                      topk_ids=put(s.topk_ids, top[0]), topk_logprobs=put(s.topk_logprobs, top[1]))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "cache_len", "n_out", "k", "mesh"))
-def _prefill(graphdef, state, ids: Array, mask: Array, params: SamplingParams, *,
-             cache_len: int, n_out: int, k: int, mesh: Mesh | None) -> DecodeState:
+@functools.partial(jax.jit, static_argnames=("graphdef", "cache_len", "mesh"))
+def _prefill(graphdef, state, ids: Array, mask: Array, active: Array, *, cache_len: int, mesh: Mesh | None):
+    """The prompt batch in one forward pass -> (DecodeCache, next-token logits, next position, done)."""
     model: Decoder = nnx.merge(graphdef, state)
     b, t = ids.shape
     positions = jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=1) - 1, 0)
@@ -336,35 +341,47 @@ def _prefill(graphdef, state, ids: Array, mask: Array, params: SamplingParams, *
                                         cache=KVCache.init(model.config, b, t))
     cache = DecodeCache.from_prefill(cache, cache_len)
     logits = model.logits_from_hidden(hidden[:, -1])  # left padding: the last column is real
-    step = jnp.zeros((), jnp.int32)
-    token, logprob, top = _pick(logits, step, params, k)
+    out = (cache, logits, jnp.sum(mask.astype(jnp.int32), axis=1), ~active)
+    if mesh is not None:
+        kv = lambda a: jax.lax.with_sharding_constraint(a, named_sharding(mesh, DecodeCache.LOGICAL_AXES, a.shape))
+        cache = cache.replace(keys=tuple(kv(a) for a in cache.keys), values=tuple(kv(a) for a in cache.values))
+        out = (cache, *out[1:])
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_out", "k", "mesh"), donate_argnames=("prefilled",))
+def _decode(graphdef, state, prefilled, params: SamplingParams, *, n_out: int, k: int,
+            mesh: Mesh | None) -> DecodeState:
+    """One ``lax.while_loop``: sample from the current logits, record, run the model on the token.
+
+    Sampling lives only here (not also in the prefill program), so it is compiled once.
+    The forward pass after the last sampled token is skipped (``lax.cond``).
+    """
+    cache, logits, position, done = prefilled
+    b = logits.shape[0]
     s = DecodeState(
-        cache=cache, token=token, position=jnp.sum(mask.astype(jnp.int32), axis=1),
-        done=_is_eos(token, params.eos) | ~params.active, step=step + 1,
+        cache=cache, logits=logits, position=position, done=done, step=jnp.zeros((), jnp.int32),
         tokens=jnp.zeros((b, n_out), jnp.int32), logprobs=jnp.zeros((b, n_out), jnp.float32),
         topk_ids=jnp.zeros((b, n_out, k), jnp.int32), topk_logprobs=jnp.zeros((b, n_out, k), jnp.float32))
-    return _constrain_state(_record(s, token, logprob, top, 0), mesh)
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "mesh"), donate_argnames=("s",))
-def _decode(graphdef, state, s: DecodeState, params: SamplingParams, *, mesh: Mesh | None) -> DecodeState:
-    k = s.topk_ids.shape[-1]
-    limit = jnp.minimum(params.max_new_tokens, s.tokens.shape[1])
+    limit = jnp.minimum(params.max_new_tokens, n_out)
 
     def cond(s: DecodeState):
         return (s.step < limit) & ~jnp.all(s.done)
 
     def body(s: DecodeState) -> DecodeState:
-        model: Decoder = nnx.merge(graphdef, state)
-        logits, cache = decode_step(model, s.token, s.position, s.cache)
-        token, logprob, top = _pick(logits, s.step, params, k)
-        token = jnp.where(s.done, s.token, token)  # finished rows keep feeding their last token
-        s = _record(s.replace(cache=cache), token, logprob, top, s.step)
-        s = s.replace(token=token, position=s.position + 1, done=s.done | _is_eos(token, params.eos),
-                      step=s.step + 1)
+        token, logprob, top = _pick(s.logits, s.step, params, k)
+        s = _record(s, token, logprob, top, s.step)
+        done, step = s.done | _is_eos(token, params.eos), s.step + 1
+
+        def forward(cache):
+            return decode_step(nnx.merge(graphdef, state), token, s.position, cache)
+
+        logits, cache = jax.lax.cond((step < limit) & ~jnp.all(done), forward,
+                                     lambda cache: (s.logits, cache), s.cache)
+        s = s.replace(cache=cache, logits=logits, position=s.position + 1, done=done, step=step)
         return _constrain_state(s, mesh)
 
-    return jax.lax.while_loop(cond, body, s)
+    return jax.lax.while_loop(cond, body, _constrain_state(s, mesh))
 
 
 def compile_count() -> dict[str, int]:
@@ -454,8 +471,8 @@ class Sampler:
             params = jax.tree.map(
                 lambda a: jax.device_put(a, batch_sharding(mesh, 1) if a.shape == (b,) else rep), params)
 
-        s = _prefill(self.graphdef, self.state, ids, mask, params, cache_len=t + n_out, n_out=n_out, k=k, mesh=mesh)
-        s = _decode(self.graphdef, self.state, s, params, mesh=mesh)
+        prefilled = _prefill(self.graphdef, self.state, ids, mask, params.active, cache_len=t + n_out, mesh=mesh)
+        s = _decode(self.graphdef, self.state, prefilled, params, n_out=n_out, k=k, mesh=mesh)
         steps, tokens, logprobs, top_ids, top_lps = jax.device_get(
             (s.step, s.tokens, s.logprobs, s.topk_ids, s.topk_logprobs))
 
