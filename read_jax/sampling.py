@@ -70,15 +70,17 @@ import numpy as np
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from read_jax.models.decoder import _MASK_VALUE, Decoder, KVCache, apply_rope, rope_tables
+from read_jax.models.decoder import Decoder, KVCache, apply_rope, rope_tables
 from read_jax.sharding import BATCH_AXES, batch_sharding, named_sharding, state_shardings
 
 Array = jax.Array
 
 MIN_PROMPT_BUCKET = 8
 MIN_EOS_SLOTS = 4
+_MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # as the model's attention mask
 
-__all__ = ["DecodeCache", "GenerateOutput", "Sampler", "bucket", "compile_count", "decode_step", "generate", "generate_text", "sample_logits"]
+__all__ = ["DecodeCache", "GenerateOutput", "Sampler", "bucket", "compile_count", "decode_step", "generate",
+           "generate_text", "sample_logits"]
 
 
 # --------------------------------------------------------------------------- output

@@ -11,7 +11,8 @@ import torch
 
 from hf_fixtures import make_hf_model
 from read_jax.models import KVCache, load_hf
-from read_jax.sampling import DecodeCache, Sampler, bucket, compile_count, decode_step, generate, generate_text, sample_logits
+from read_jax.sampling import (DecodeCache, Sampler, bucket, compile_count, decode_step, generate, generate_text,
+                                sample_logits)
 
 LENGTHS = [5, 11, 3]
 NEW = 24
