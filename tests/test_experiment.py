@@ -8,24 +8,11 @@ import pytest
 from read_jax.errors import ReadJaxError
 from read_jax.experiment import Experiment, ExperimentConfig, format_table
 from read_jax.loop import GenerationConfig, LoopConfig, TrainConfig
-from read_jax.models import DecoderConfig, init_decoder
-from read_jax.loop import Components
-from read_jax.worlds import World
-from read_jax.worlds.tokenizer import encode_prompt
+from tiny_world import tiny_components
 
 
 def _components():
-    world = World(0)
-    tok = world.tokenizer()
-
-    def config(d, layers):
-        return DecoderConfig(vocab_size=len(tok), hidden_size=d, intermediate_size=2 * d, num_hidden_layers=layers,
-                             num_attention_heads=4, num_key_value_heads=2, head_dim=d // 4, tie_word_embeddings=True,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-
-    return Components(world=world, task=world.task("format_result"), teacher=init_decoder(config(64, 2), 0),
-                      student=init_decoder(config(32, 1), 1), tokenizer=tok,
-                      encode_prompt=lambda p: encode_prompt(tok, p))
+    return tiny_components("format_result")
 
 
 TINY = ExperimentConfig(
