@@ -449,16 +449,20 @@ def kd_loss_from_hidden(config: LossConfig, hidden: Array, kernel: Array, labels
     xs = dict(h=h_c, labels=lab_c, mask=m_c, tl=tl_c, ids=ids_c, lp=lp_c, th=th_c)
     xs = {k: x for k, x in xs.items() if x is not None}
 
-    def chunk_sums(kern, x, c):
+    def chunk_terms(s_logits, x, c):
+        """Term sums of one chunk from its flat student logits [B*chunk, V]."""
         n = x["labels"].size
-        flat = {k: v.reshape(n, *v.shape[2:]) for k, v in x.items()}
-        s_logits = _chunk_logits(flat["h"], kern)
+        flat = {k: v.reshape(n, *v.shape[2:]) for k, v in x.items() if k != "h"}
         tl = flat.get("tl")
         if "th" in flat:
             tl = _chunk_logits(flat["th"], c["t_kernel"])
         csig = _Signals(labels=flat["labels"], mask=flat["mask"], teacher_logits=tl, topk_ids=flat.get("ids"),
                         topk_logprobs=flat.get("lp"))
         return _term_sums(config, s_logits, csig, c["temperature"])
+
+    def chunk_sums(kern, x, c):
+        h = x["h"]
+        return chunk_terms(_chunk_logits(h.reshape(-1, h.shape[-1]), kern), x, c)
 
     weights = config.weights_at(step)
     denom = jnp.maximum(count, 1.0)
@@ -468,11 +472,12 @@ def kd_loss_from_hidden(config: LossConfig, hidden: Array, kernel: Array, labels
         sums = _scan_remat(chunk_sums, kernel, xs, const)
         return _finish(config, sums, count, step, temperature)
     const["scale"] = jax.lax.stop_gradient(jax.tree.map(lambda w: w / denom, weights))
-    loss, sums = _fused_total(chunk_sums, kernel, xs, const)
+    loss, sums = _fused_total(chunk_terms, kernel, xs, const)
     return _finish(config, sums, count, step, temperature, loss=loss)
 
 
 def _zeros_like_out(fn, *args):
+    """Zeros shaped like ``fn(kernel, xs[0], const)`` (the per-chunk output)."""
     x0 = [jax.tree.map(lambda a: a[0], a) if i == 1 else a for i, a in enumerate(args)]
     return jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, *x0))
 
@@ -487,40 +492,54 @@ def _scan_remat(chunk_sums, kernel: Array, xs: dict[str, Array], const: dict[str
     return sums
 
 
-def _fused_total(chunk_sums, kernel: Array, xs: dict[str, Array], const: dict[str, Any]
+def _fused_total(chunk_terms, kernel: Array, xs: dict[str, Array], const: dict[str, Any]
                  ) -> tuple[Array, dict[str, Array]]:
     """``(Σ_t scale_t · sums_t, sums)`` whose gradient w.r.t. kernel and hidden is made in the forward scan.
 
-    Each chunk's gradient of its weighted contribution is taken right after its logits are
-    computed (the logits die with the chunk); the backward only scales the stored gradients by
-    the incoming cotangent of the total.  The sums are metrics: their cotangent is ignored.
-    Only ``kernel`` and ``xs["h"]`` get gradients; ``const`` and the other inputs get zeros.
+    Per chunk: logits = h @ W; the gradient of the chunk's weighted terms w.r.t. its logits
+    (elementwise autodiff, the logits still in cache); then dh = g @ Wᵀ and dW += hᵀ @ g with
+    hᵀ materialised first (XLA:CPU runs the transposed-LHS weight-gradient matmul
+    [D, n] x [n, V] through a slow generic path otherwise: 48 vs 25 ms for D 256, n 2048,
+    V 2048 on one core).  The logits die with the chunk; the backward only scales the
+    stored gradients by the incoming cotangent of the total.  The sums are metrics: their
+    cotangent is ignored.  Only ``kernel`` and ``xs["h"]`` get gradients.
     """
     names = tuple(sorted(const["scale"]))
 
-    def weighted(kern, x, c):
-        out = chunk_sums(kern, x, c)
+    def weighted(s_logits, x, c):
+        out = chunk_terms(s_logits, x, c)
         return sum(c["scale"][t] * out[t] for t in names), out
+
+    def flat_h(x):
+        h = x["h"]
+        return h.reshape(-1, h.shape[-1])
 
     def forward(kernel, xs, const):
         def step(acc, x):
-            return jax.tree.map(jnp.add, acc, weighted(kernel, x, const)), None
+            return jax.tree.map(jnp.add, acc, weighted(_chunk_logits(flat_h(x), kernel), x, const)), None
 
-        acc, _ = jax.lax.scan(step, _zeros_like_out(weighted, kernel, xs, const), xs)
+        x0 = jax.tree.map(lambda a: a[0], xs)
+        init = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
+                            jax.eval_shape(lambda x: weighted(_chunk_logits(flat_h(x), kernel), x, const), x0))
+        acc, _ = jax.lax.scan(step, init, xs)
         return acc
 
     def fwd(kernel, xs, const):
         def step(carry, x):
             acc, g_kernel = carry
+            h = flat_h(x)
+            logits = _chunk_logits(h, kernel)
+            total, pullback, out = jax.vjp(lambda lg: weighted(lg, x, const), logits, has_aux=True)
+            (g_logits,) = pullback(jnp.ones((), total.dtype))
+            gk = jnp.dot(jax.lax.optimization_barrier(h.T), g_logits.astype(h.dtype),
+                         preferred_element_type=jnp.float32)
+            gh = jnp.dot(g_logits.astype(kernel.dtype), kernel.T, preferred_element_type=jnp.float32)
+            return (jax.tree.map(jnp.add, acc, (total, out)), g_kernel + gk), gh.reshape(x["h"].shape)
 
-            def fn(kern, hh):
-                return weighted(kern, {**x, "h": hh}, const)
-
-            (total, out), (gk, gh) = jax.value_and_grad(fn, argnums=(0, 1), has_aux=True)(kernel, x["h"])
-            return (jax.tree.map(jnp.add, acc, (total, out)), g_kernel + gk.astype(jnp.float32)), gh
-
-        init = (_zeros_like_out(weighted, kernel, xs, const), jnp.zeros(kernel.shape, jnp.float32))
-        (acc, g_kernel), g_h = jax.lax.scan(step, init, xs)
+        x0 = jax.tree.map(lambda a: a[0], xs)
+        zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
+                             jax.eval_shape(lambda x: weighted(_chunk_logits(flat_h(x), kernel), x, const), x0))
+        (acc, g_kernel), g_h = jax.lax.scan(step, (zeros, jnp.zeros(kernel.shape, jnp.float32)), xs)
         return acc, (g_kernel, g_h, xs, const)
 
     def bwd(res, ct):

@@ -1,0 +1,37 @@
+"""CPU runtime setting that matters for training steps on XLA:CPU: keep freed memory mapped.
+
+XLA:CPU allocates one temp buffer per execution of a compiled step (343 MB for the kd-step
+benchmark's model: 4 layers, batch 8 × 256, vocab 2048) and frees it at the end.  With glibc's
+default malloc that buffer is mmap-ed and unmapped every step, so every page of it is
+first-touch page-faulted again on every step: 88 k faults per step here, about 170 ms of
+CPU time in this VM (2.6 ns per float written vs 0.6 ns into a mapped page).  With one
+malloc arena, no mmap for large blocks and no trimming, the memory is reused and a step
+page-faults 0 times (measured: 0.92 -> 0.75 s CPU per step).
+
+glibc reads these variables at process start, so they must be in the environment of a new
+process (``env = {**os.environ, **RETAIN_MALLOC_ENV}``; or export them in the shell before
+``read-jax ...``).  The cost: the process keeps its peak heap instead of returning it to the
+OS.  Nothing here changes results, only speed.
+"""
+
+from __future__ import annotations
+
+import os
+
+RETAIN_MALLOC_ENV: dict[str, str] = {
+    "MALLOC_ARENA_MAX": "1",                 # one arena: worker threads share the retained heap
+    "MALLOC_MMAP_MAX_": "0",                 # large blocks from the heap, not fresh mmaps
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 32),  # never hand freed heap back to the OS
+    "MALLOC_TOP_PAD_": str(64 << 20),        # grow the heap in 64 MiB steps
+}
+
+
+def malloc_retains_memory(environ: dict[str, str] | None = None) -> bool:
+    """True when this process was started with `RETAIN_MALLOC_ENV`."""
+    environ = os.environ if environ is None else environ
+    return all(environ.get(k) == v for k, v in RETAIN_MALLOC_ENV.items())
+
+
+def retained_malloc_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default ``os.environ``) plus `RETAIN_MALLOC_ENV`, for a child process."""
+    return {**(os.environ if base is None else base), **RETAIN_MALLOC_ENV}
