@@ -295,3 +295,26 @@ def test_config_validation():
         LossConfig(temperature=0.0)
     with pytest.raises(ReadJaxError, match="teacher logits"):
         kd_loss(LossConfig(kl=1.0), jnp.zeros((1, 2, V)), jnp.zeros((1, 2), jnp.int32), jnp.ones((1, 2)))
+
+
+def test_chunks_without_loss_tokens_are_skipped_exactly(data):
+    """Right padding and a prompt-only prefix make whole chunks empty: same values and grads."""
+    _, t, labels, _ = data
+    h, w, _, _ = _hidden_data()
+    mask = np.zeros((B, T), np.float32)
+    mask[:, 4:7] = 1.0  # chunks [0, 4) and [8, 11) hold no loss token
+    lab, msk, tl = jnp.asarray(labels), jnp.asarray(mask), jnp.asarray(t)
+    cfg = LossConfig(ce=1.0, kl=0.5)
+
+    def dense(h, w):
+        return kd_loss(cfg, jnp.einsum("btd,dv->btv", h, w), lab, msk, teacher_logits=tl)[0]
+
+    def chunked(h, w):
+        return kd_loss_from_hidden(cfg, h, w, lab, msk, teacher_logits=tl, chunk_size=4)[0]
+
+    l0, g0 = jax.jit(jax.value_and_grad(dense, argnums=(0, 1)))(h, w)
+    l1, g1 = jax.jit(jax.value_and_grad(chunked, argnums=(0, 1)))(h, w)
+    np.testing.assert_allclose(float(l1), float(l0), rtol=1e-5)
+    for a, b in zip(g0, g1):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+    assert np.all(np.asarray(g1[0])[:, :4] == 0) and np.all(np.asarray(g1[0])[:, 8:] == 0)
