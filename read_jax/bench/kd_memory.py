@@ -10,7 +10,7 @@ temp bytes (everything the program allocates beyond its arguments and outputs) a
 (arguments + outputs + temps − aliased).  Nothing is executed unless ``--execute`` (then the
 chunked program runs once and the process' peak RSS growth is reported too).
 
-    read-jax bench kd-memory [--json] [--vocab 151936] [--tokens 2048] [--hidden 512] [--chunk 128]
+    read-jax bench kd-memory [--json] [--vocab 151936] [--tokens 2048] [--hidden 512] [--chunk auto]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--chunk", type=int, default=128, help="sequence positions per chunk")
+    parser.add_argument("--chunk", default="auto", help="sequence positions per chunk, or 'auto' (LossConfig default)")
     parser.add_argument("--execute", action="store_true", help="also run the chunked program once")
     args = parser.parse_args(argv)
 
@@ -51,7 +51,10 @@ def main(argv: list[str]) -> int:
     shapes = dict(h=jax.ShapeDtypeStruct((b, t, d), f32), w=jax.ShapeDtypeStruct((d, v), f32),
                   th=jax.ShapeDtypeStruct((b, t, d), f32), tw=jax.ShapeDtypeStruct((d, v), f32),
                   labels=jax.ShapeDtypeStruct((b, t), jnp.int32), mask=jax.ShapeDtypeStruct((b, t), f32))
-    cfg = LossConfig(ce=1.0, kl=1.0, temperature=1.0, chunk_size=args.chunk)
+    from read_jax.distill.losses import auto_chunk
+
+    chunk = auto_chunk(b, t, v) if args.chunk == "auto" else int(args.chunk)
+    cfg = LossConfig(ce=1.0, kl=1.0, temperature=1.0, chunk_size=chunk)
 
     def dense(h, w, th, tw, labels, mask):
         logits = jnp.einsum("btd,dv->btv", h, w)
@@ -62,7 +65,7 @@ def main(argv: list[str]) -> int:
         return kd_loss_from_hidden(cfg, h, w, labels, mask, teacher=HiddenTeacher(th, tw))
 
     out = {"benchmark": "kd-memory",
-           "config": {"vocab": v, "batch": b, "tokens": t, "hidden": d, "chunk_positions": args.chunk,
+           "config": {"vocab": v, "batch": b, "tokens": t, "hidden": d, "chunk_positions": chunk, "chunk_arg": args.chunk,
                       "dtype": "float32", "loss": "masked CE + forward KL (T=1), teacher as hidden + kernel",
                       "gradient": "w.r.t. student hidden and output kernel"},
            "versions": {"jax": jax.__version__}, "device": str(jax.devices()[0])}

@@ -47,7 +47,7 @@ def _data(batch: int, seq: int, seed: int = 0):
 
 class JaxSide:
     def __init__(self, batch: int, seq: int, loss_path: str, seed: int = 0, compiler_options: dict | None = None,
-                 mesh_shape: tuple[int, int, int] = (1, 1, 1)):
+                 mesh_shape: tuple[int, int, int] = (1, 1, 1), chunk: int | None = None):
         import jax
 
         from read_jax.distill.losses import LossConfig
@@ -59,7 +59,7 @@ class JaxSide:
         cfg = DecoderConfig(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=INTER, num_hidden_layers=LAYERS,
                             num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, head_dim=HIDDEN // HEADS,
                             max_position_embeddings=max(seq, 512))
-        chunk = None if loss_path == "dense" else seq
+        chunk = None if loss_path == "dense" else (chunk or "auto")
         impl = "remat" if loss_path == "remat" else "fused"
         loss = LossConfig(ce=1.0, kl=1.0, temperature=1.0, chunk_size=chunk, chunk_impl=impl)
         opt = OptimizerConfig(learning_rate=1e-4, weight_decay=0.01, max_grad_norm=1.0)
@@ -153,6 +153,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=12, help="timed steps per side, split over rounds")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved JAX/torch timing rounds")
     parser.add_argument("--loss-path", choices=["fused", "remat", "dense"], default="fused")
+    parser.add_argument("--chunk", type=int, default=None, help="sequence positions per loss chunk (default: auto)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--malloc", choices=["retain", "default"], default="retain",
                         help="glibc malloc setting of the measuring process (both sides)")
@@ -171,7 +172,7 @@ def main(argv: list[str]) -> int:
 
     threads = os.cpu_count() or 1
     tokens = args.batch * args.seq
-    js = JaxSide(args.batch, args.seq, args.loss_path)
+    js = JaxSide(args.batch, args.seq, args.loss_path, chunk=args.chunk)
     ts = None if args.no_torch else TorchSide(args.batch, args.seq, threads)
     jt, tt, jf, tf, jc, tc = [], [], [], [], [], []
     per = max(1, args.steps // args.rounds)
@@ -185,6 +186,7 @@ def main(argv: list[str]) -> int:
                    "intermediate": INTER, "batch": args.batch, "seq": args.seq, "dtype": "float32",
                    "loss": "masked CE + forward KL (T=1) to given teacher logits, full vocab",
                    "optimizer": "AdamW lr 1e-4 wd 0.01, clip 1.0", "loss_path": args.loss_path,
+                   "loss_chunk": args.chunk or "auto",
                    "timed_steps_per_side": len(jt), "rounds": args.rounds},
         "machine": {"cpu": _cpu_name(), "cores": threads, "torch_threads": threads,
                     "jax_devices": str(jax.devices()), "load_avg_1min_at_end": os.getloadavg()[0],

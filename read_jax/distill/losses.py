@@ -51,6 +51,13 @@ ScalarOrSchedule = Union[float, Schedule]
 
 IGNORE_INDEX = -100
 TERMS = ("ce", "kl", "reverse_kl", "topk_kl", "logit_mse")
+AUTO_CHUNK_FLOATS = 1 << 24
+
+
+def auto_chunk(batch: int, seq: int, vocab: int) -> int:
+    """Largest power of two ≤ ``seq`` with ``batch · chunk · vocab ≤ AUTO_CHUNK_FLOATS`` (at least 1)."""
+    fit = max(1, AUTO_CHUNK_FLOATS // max(1, batch * vocab))
+    return max(1, min(seq, 1 << (fit.bit_length() - 1)))
 
 
 # ----------------------------------------------------------------------------- config
@@ -64,7 +71,9 @@ class LossConfig:
 
     ``chunk_size``: sequence positions per chunk of the chunked path (each chunk holds
     [B, chunk_size, V] logits; used by the train step, which then computes the loss from hidden
-    states); ``None`` materialises full [B, T, V] logits (dense path).
+    states); ``"auto"`` (default) picks the largest power of two (≤ T) keeping one chunk's
+    logits within `AUTO_CHUNK_FLOATS` floats (64 MiB in float32); ``None`` materialises full
+    [B, T, V] logits (dense path).
     ``chunk_impl``: ``"fused"`` (gradient computed in the forward scan) or ``"remat"``.
     ``tail_bucket``: sparse top-k KL convention (see `sparse_topk_kl_terms`).
     """
@@ -76,7 +85,7 @@ class LossConfig:
     logit_mse: ScalarOrSchedule = 0.0
     temperature: ScalarOrSchedule = 1.0
     tail_bucket: bool = False
-    chunk_size: int | None = 128
+    chunk_size: int | str | None = "auto"
     chunk_impl: str = "fused"
     ignore_index: int = IGNORE_INDEX
 
@@ -93,8 +102,9 @@ class LossConfig:
         if self.tail_bucket and self.uses("topk_kl") and (callable(self.temperature) or self.temperature != 1.0):
             raise ReadJaxError("topk_kl with tail_bucket=True is only defined at temperature 1 (the tail mass of "
                                "a tempered teacher is unknown from its top-k); use tail_bucket=False")
-        if self.chunk_size is not None and int(self.chunk_size) <= 0:
-            raise ReadJaxError(f"loss chunk_size must be positive or None, got {self.chunk_size}")
+        if self.chunk_size is not None and self.chunk_size != "auto" and (
+                isinstance(self.chunk_size, str) or int(self.chunk_size) <= 0):
+            raise ReadJaxError(f"loss chunk_size must be a positive int, 'auto' or None, got {self.chunk_size!r}")
         if self.chunk_impl not in ("fused", "remat"):
             raise ReadJaxError(f"loss chunk_impl must be 'fused' or 'remat', got {self.chunk_impl!r}")
         if not any(self.uses(t) for t in TERMS):
@@ -398,13 +408,13 @@ def _chunk_logits(h: Array, kernel: Array) -> Array:
 def kd_loss_from_hidden(config: LossConfig, hidden: Array, kernel: Array, labels: Array, mask: Array, *,
                         teacher: HiddenTeacher | None = None, teacher_logits: Array | None = None,
                         topk_ids: Array | None = None, topk_logprobs: Array | None = None,
-                        step: Any = 0, chunk_size: int | None = None, impl: str | None = None
+                        step: Any = 0, chunk_size: int | str | None = None, impl: str | None = None
                         ) -> tuple[Array, Metrics]:
     """The same loss as `kd_loss`, from student hidden states [B, T, D] and kernel [D, V].
 
     The sequence is processed ``chunk_size`` positions at a time (all rows of the batch
-    together; default ``config.chunk_size``; ``None`` falls back to dense logits): logits exist
-    for one [B, chunk, V] slice at a time.  The teacher is either
+    together; default ``config.chunk_size``; ``"auto"`` see `LossConfig`; ``None`` falls back to
+    dense logits): logits exist for one [B, chunk, V] slice at a time.  The teacher is either
     hidden states + kernel (`HiddenTeacher`, its logits also computed chunk by chunk), full
     logits, or cached top-k.  Gradients flow to ``hidden`` and ``kernel`` only.
     """
@@ -416,6 +426,8 @@ def kd_loss_from_hidden(config: LossConfig, hidden: Array, kernel: Array, labels
         teacher_vocab = teacher_logits.shape[-1]
     _check_inputs(config, v, teacher_vocab, topk_ids)
     chunk = config.chunk_size if chunk_size is None else chunk_size
+    if chunk == "auto":
+        chunk = auto_chunk(labels.shape[0], labels.shape[-1], kernel.shape[-1])
     impl = config.chunk_impl if impl is None else impl
     temperature = config.temperature_at(step)
     if chunk is None:
