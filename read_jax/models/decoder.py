@@ -68,6 +68,26 @@ def rope_tables(config: DecoderConfig, positions: Array) -> tuple[Array, Array]:
     return jnp.cos(emb), jnp.sin(emb)
 
 
+def _rope_tables_once(config: DecoderConfig, positions: Array) -> tuple[Array, Array]:
+    """`rope_tables`, computed once into buffers on CPU.
+
+    XLA:CPU otherwise fuses the cos / sin evaluation into every consumer (the q and k
+    rotations of every layer, forward and backward): 76 transcendental evaluations of the
+    table instead of 2 in the kd-step benchmark's train step.  A conditional whose two
+    branches are the same function is a fusion boundary XLA cannot remove (it cannot prove
+    the predicate), so the tables are materialised once; the result is identical whatever
+    the predicate.  Measured: train step 790 -> 744 ms single-core CPU time (B 8, T 256,
+    4 layers).  Other backends do not duplicate transcendental producers; plain call there.
+    """
+    if jax.default_backend() != "cpu":
+        return rope_tables(config, positions)
+
+    def tables(p):
+        return rope_tables(config, p)
+
+    return jax.lax.cond(jnp.min(positions) >= 0, tables, tables, positions)
+
+
 def apply_rope(x: Array, cos: Array, sin: Array) -> Array:
     """x: [B, T, N, K]; rotation done in float32 and cast back."""
     xf = x.astype(jnp.float32)
@@ -93,9 +113,13 @@ def attend(q: Array, k: Array, v: Array, mask: Array) -> Array:
     return out.reshape(b, t, h * d)
 
 
+_MAX_QUERY_BLOCKS = 8
+_MIN_QUERY_BLOCK = 32
+
+
 def _query_blocks(t: int) -> list[tuple[int, int]]:
     """Query blocks for causal block skipping: at most 8 blocks of at least 32 queries."""
-    n = max(1, min(8, t // 32))
+    n = max(1, min(_MAX_QUERY_BLOCKS, t // _MIN_QUERY_BLOCK))
     size = -(-t // n)
     return [(s, min(s + size, t)) for s in range(0, t, size)]
 
@@ -306,7 +330,7 @@ class Decoder(nnx.Module):
         mask = (k_slots[None, :] <= q_slots[:, None])[None] & key_mask[:, None, :]
         if self.config.sliding_window is not None:
             mask = mask & ((q_slots[:, None] - k_slots[None, :]) < self.config.sliding_window)[None]
-        cos, sin = rope_tables(self.config, positions)
+        cos, sin = _rope_tables_once(self.config, positions)
         x = jnp.take(self.embed_tokens.get_value(), input_ids, axis=0)
         keys, values = [], []
         for i, layer in enumerate(self.layers):
