@@ -186,22 +186,38 @@ def ce_terms(logits: Array, labels: Array) -> Array:
     return _lse(s) - picked
 
 
+def _is_one(t: Any) -> bool:
+    return isinstance(t, (int, float)) and float(t) == 1.0
+
+
+def _tempered(x: Array, t: Any) -> Array:
+    """float32 ``x / t``; a multiply by the scalar reciprocal, nothing at all when ``t`` is the float 1."""
+    x = x.astype(jnp.float32)
+    return x if _is_one(t) else x * (1.0 / jnp.asarray(t, jnp.float32))
+
+
 def forward_kl_terms(student_logits: Array, teacher_logits: Array, temperature: Any = 1.0,
                      with_t1: bool = True) -> dict[str, Array]:
     """Per-token forward KL(teacher_T ‖ student_T)·T² and its xent / entropy split.
 
     Returns ``kl``, ``kl_xent``, ``kl_entropy`` (kl = kl_xent − kl_entropy), and ``kl_t1``
-    (unscaled KL at T = 1, a metric: no gradient flows through it) when ``with_t1``.
+    (unscaled KL at T = 1, a metric: no gradient flows through it) when ``with_t1``.  With
+    ``temperature`` the Python float 1, ``kl_t1`` is ``kl`` itself (no second softmax pair).
     """
-    t = jnp.asarray(temperature, jnp.float32)
-    s = student_logits.astype(jnp.float32) / t
-    q_logits = teacher_logits.astype(jnp.float32) / t
+    s = _tempered(student_logits, temperature)
+    q_logits = _tempered(teacher_logits, temperature)
     lse_s, lse_q = _lse(s), _lse(q_logits)
     q = jnp.exp(q_logits - lse_q[..., None])
     q_dot_s = jnp.sum(q * s, axis=-1)
     q_dot_t = jnp.sum(q * q_logits, axis=-1)
     xent = lse_s - q_dot_s            # -Σ q log p
     ent = lse_q - q_dot_t             # -Σ q log q
+    if _is_one(temperature):
+        out = {"kl": xent - ent, "kl_xent": xent, "kl_entropy": ent}
+        if with_t1:
+            out["kl_t1"] = jax.lax.stop_gradient(out["kl"])
+        return out
+    t = jnp.asarray(temperature, jnp.float32)
     t2 = t * t
     out = {"kl": t2 * (xent - ent), "kl_xent": t2 * xent, "kl_entropy": t2 * ent}
     if with_t1:
@@ -220,8 +236,11 @@ def kl_div(p_logits: Array, q_logits: Array) -> Array:
 
 def reverse_kl_terms(student_logits: Array, teacher_logits: Array, temperature: Any = 1.0) -> Array:
     """Per-token reverse KL(student_T ‖ teacher_T)·T²."""
+    kl = kl_div(_tempered(student_logits, temperature), _tempered(teacher_logits, temperature))
+    if _is_one(temperature):
+        return kl
     t = jnp.asarray(temperature, jnp.float32)
-    return t * t * kl_div(student_logits.astype(jnp.float32) / t, teacher_logits.astype(jnp.float32) / t)
+    return t * t * kl
 
 
 def logit_mse_terms(student_logits: Array, teacher_logits: Array) -> Array:
@@ -260,12 +279,15 @@ def sparse_topk_kl_terms(student_logits: Array, topk_ids: Array, topk_logprobs: 
     ids = jnp.clip(topk_ids, 0, v - 1)
     lp_teacher = topk_logprobs.astype(jnp.float32)
     if not tail_bucket:
-        t = jnp.asarray(temperature, jnp.float32)
-        st = s / t
+        st = _tempered(s, temperature)
         log_p = jnp.take_along_axis(st, ids, axis=-1) - _lse(st)[..., None]
-        lq = lp_teacher / t
+        lq = _tempered(lp_teacher, temperature)
         lq = lq - _lse(lq)[..., None]
-        return t * t * jnp.sum(jnp.exp(lq) * (lq - log_p), axis=-1)
+        kl = jnp.sum(jnp.exp(lq) * (lq - log_p), axis=-1)
+        if _is_one(temperature):
+            return kl
+        t = jnp.asarray(temperature, jnp.float32)
+        return t * t * kl
     lse_s = _lse(s)
     log_p = jnp.take_along_axis(s, ids, axis=-1) - lse_s[..., None]
     q = jnp.exp(lp_teacher)
@@ -299,6 +321,8 @@ def _term_sums(config: LossConfig, s_logits: Array, sig: _Signals, temperature: 
     """Masked sums of every per-token term the config uses (and its companion metrics)."""
     out: dict[str, Array] = {}
     m = sig.mask
+    if not callable(config.temperature) and config.temperature == 1.0:
+        temperature = 1.0  # static: no scaling ops, and kl_t1 is kl
     if config.uses("ce"):
         out["ce"] = _masked_sum(ce_terms(s_logits, sig.labels), m)
     if config.uses("kl"):
