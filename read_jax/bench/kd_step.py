@@ -9,7 +9,12 @@ JAX, ...) so load from other processes hits both alike; torch uses ``torch.set_n
 with the number of cores (2 here), XLA its own thread pool over the same cores.
 
     read-jax bench kd-step [--json] [--steps 12] [--rounds 3] [--loss-path fused|remat|dense]
-                           [--malloc retain|default]
+                           [--malloc retain|default] [--threads N]
+
+``--threads 1`` pins the measuring process to one core (both sides single-threaded): a work
+comparison that load from other processes distorts much less than the 2-thread one (a
+descheduled OpenMP thread stalls torch's whole step; the JSON's ``machine.contended`` flags
+runs where the 1-minute load average exceeded half the cores).
 
 ``--malloc retain`` (default) runs the measurement in a child process started with
 `read_jax.distill.cpu.RETAIN_MALLOC_ENV` (glibc keeps freed memory mapped), which applies
@@ -157,6 +162,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--malloc", choices=["retain", "default"], default="retain",
                         help="glibc malloc setting of the measuring process (both sides)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cores for both sides (default: all; 1 pins the process to one core, which makes the "
+                             "comparison robust to load from other processes)")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -167,10 +175,14 @@ def main(argv: list[str]) -> int:
         child = [sys.executable, "-m", "read_jax.bench.kd_step", *argv, "--in-process"]
         return subprocess.run(child, env=retained_malloc_env()).returncode
 
+    load_start = os.getloadavg()[0]
+    if args.threads:  # before jax starts: XLA sizes its thread pool from the affinity mask
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.threads]))
+    threads = len(os.sched_getaffinity(0))
+
     import jax
     import jaxlib
 
-    threads = os.cpu_count() or 1
     tokens = args.batch * args.seq
     js = JaxSide(args.batch, args.seq, args.loss_path, chunk=args.chunk)
     ts = None if args.no_torch else TorchSide(args.batch, args.seq, threads)
@@ -189,12 +201,14 @@ def main(argv: list[str]) -> int:
                    "loss_chunk": args.chunk or "auto",
                    "timed_steps_per_side": len(jt), "rounds": args.rounds},
         "machine": {"cpu": _cpu_name(), "cores": threads, "torch_threads": threads,
-                    "jax_devices": str(jax.devices()), "load_avg_1min_at_end": os.getloadavg()[0],
+                    "jax_devices": str(jax.devices()), "load_avg_1min_at_start": load_start,
+                    "load_avg_1min_at_end": os.getloadavg()[0],
                     "malloc": "retain (read_jax.distill.cpu.RETAIN_MALLOC_ENV)" if malloc_retains_memory()
                     else "glibc default"},
         "versions": {"python": sys.version.split()[0], "jax": jax.__version__, "jaxlib": jaxlib.__version__},
         "read_jax_compile_s": js.compile_s,
     }
+    out["machine"]["contended"] = max(load_start, out["machine"]["load_avg_1min_at_end"]) > 0.5 * (os.cpu_count() or 1)
     jstats = _stats(jt, tokens, jf, jc)
     out["read_jax_tokens_per_s"] = jstats["tokens_per_s"]
     out["read_jax"] = jstats
@@ -221,6 +235,9 @@ def main(argv: list[str]) -> int:
                       f"max {s['step_s_max']:.3f}  cpu s {s['process_cpu_s_median']:.3f}  "
                       f"page faults/step {s['page_faults_per_step_median']:.0f}")
         print("machine", out["machine"])
+        if out["machine"]["contended"] and threads > 1:
+            print("warning: other processes loaded this machine during the run; torch's OpenMP threads suffer "
+                  "more from contention than XLA's, so the ratio is not representative (try --threads 1)")
         print("versions", out["versions"])
     return 0
 
