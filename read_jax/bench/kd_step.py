@@ -4,9 +4,12 @@ Model: a random Llama (vocab 2048, hidden 256, 4 layers, 4 heads, 2 KV heads, in
 float32 on both sides.  Batch 8 × 256 tokens.  Loss = masked cross-entropy + forward KL over the
 full vocabulary to given teacher logits (T = 1), first 32 positions of every row masked as
 prompt.  Optimizer: AdamW (lr 1e-4, weight decay 0.01) with global-norm clipping at 1.0.
-Both run in one process on this machine's CPU cores, timed in interleaved rounds (JAX, torch,
-JAX, ...) so load from other processes hits both alike; torch uses ``torch.set_num_threads``
-with the number of cores (2 here), XLA its own thread pool over the same cores.
+Both run in one (measuring) process on this machine's CPU cores, timed in interleaved rounds
+(JAX, torch, JAX, ...) so load from other processes hits both alike; torch uses
+``torch.set_num_threads`` with the number of cores (2 here), XLA its own thread pool over the
+same cores.  read_jax's side is `Distiller.step_raw` (the jitted, donated train step; loss from
+hidden states, chunked with the default ``chunk_size="auto"``, here one chunk); ``tokens/s`` =
+batch × seq / median step time for both.
 
     read-jax bench kd-step [--json] [--steps 12] [--rounds 3] [--loss-path fused|remat|dense]
                            [--malloc retain|default] [--threads N]
