@@ -5,8 +5,9 @@ import pytest
 
 from read_jax.capabilities import TIERS, exact_match
 from read_jax.errors import ReadJaxError
-from read_jax.worlds import CHARSET, SEP, World, WorldConfig, build_tokenizer, encode_example, in_vocab, pack_batch
+from read_jax.worlds import CHARSET, SEP, World, WorldConfig, build_tokenizer, encode_example, in_vocab
 from read_jax.worlds.data import ATTRIBUTES
+from read_jax.worlds.recipe import examples_to_batch
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def test_capability_examples_valid(world, cap):
         assert SEP not in e.prompt and SEP not in e.answer
         assert len(e.prompt) <= 100 and 1 <= len(e.answer) <= 24
         assert 0.0 <= e.difficulty <= 1.0 and e.tier in TIERS
-        assert tok.unk_token_id not in encode_example(tok, e)[0]
+        te = encode_example(tok, e)
+        assert tok.unk_token_id not in [*te.prompt, *te.response]
     # each capability has >= 5 templates and every tier occurs in the natural mix
     assert len(world.library.for_capability(cap)) >= 5
     tiers = {e.tier for e in exs}
@@ -220,16 +222,20 @@ def test_tokenizer_round_trip_and_reload(tmp_path, world):
     assert tok2.eos_token == "<eos>" and tok2.pad_token == "<pad>"
 
 
-def test_encode_example_and_pack_batch(world):
+def test_encode_example_and_recipe_batch(world):
     tok = build_tokenizer()
     e = world.sample("math", 1, seed=0)[0]
-    ids, mask = encode_example(tok, e)
-    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
-    assert len(ids) == len(e.prompt) + len(SEP) + len(e.answer) + 2
-    assert sum(mask) == len(e.answer) + 1 and tok.decode([i for i, m in zip(ids, mask) if m][:-1]) == e.answer
+    te = encode_example(tok, e)
+    assert te.prompt[0] == tok.bos_token_id and te.response[-1] == tok.eos_token_id
+    assert len(te.prompt) == len(e.prompt) + len(SEP) + 1 and len(te.response) == len(e.answer) + 1
+    assert tok.decode(te.response[:-1]) == e.answer
     exs = world.sample("code", 7, seed=0)
-    b = pack_batch(tok, exs, max_len=128)
-    assert b["input_ids"].shape == b["loss_mask"].shape == b["attention_mask"].shape
+    b = examples_to_batch(tok, exs, 128)
+    assert b["input_ids"].shape == b["loss_mask"].shape == b["attention_mask"].shape == (7, 128)
     assert b["loss_mask"].sum() == sum(len(x.answer) + 1 for x in exs)
-    with pytest.raises(ReadJaxError):
-        pack_batch(tok, exs, max_len=4)
+    # the loss positions predict exactly the answers and their eos
+    for row, x in enumerate(exs):
+        m = b["loss_mask"][row].astype(bool)
+        assert tok.decode(b["labels"][row][m]) == x.answer + tok.eos_token
+    with pytest.raises(ReadJaxError, match="seq_len"):
+        examples_to_batch(tok, exs, 4)

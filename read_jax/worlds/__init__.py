@@ -28,7 +28,6 @@ from read_jax.worlds.tokenizer import (
     encode_example,
     encode_prompt,
     in_vocab,
-    pack_batch,
 )
 from read_jax.worlds.world import World
 
@@ -44,5 +43,4 @@ __all__ = [
     "encode_example",
     "encode_prompt",
     "in_vocab",
-    "pack_batch",
 ]

@@ -19,9 +19,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from read_jax.capabilities.registry import Example
-from read_jax.distill.losses import IGNORE_INDEX, LossConfig
+from read_jax.distill.batching import collate
+from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax.models import DecoderConfig, init_decoder
+from read_jax.errors import ReadJaxError
 from read_jax.worlds.tokenizer import encode_example, encode_prompt
 from read_jax.worlds.world import World
 
@@ -40,8 +42,7 @@ class ModelShape:
             vocab_size=vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
             num_key_value_heads=self.num_key_value_heads, head_dim=self.hidden_size // self.num_attention_heads,
-            max_position_embeddings=256, tie_word_embeddings=True, rope=DecoderConfig.__dataclass_fields__[
-                "rope"].default, eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos_token_id)
+            max_position_embeddings=256, tie_word_embeddings=True, eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=bos_token_id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,21 +118,14 @@ def load_or_train(recipe: Recipe, world: World | None = None, progress: bool = T
 
 
 def examples_to_batch(tokenizer, examples: Sequence[Example], seq_len: int) -> dict[str, np.ndarray]:
-    """Right-padded next-token batch: labels are the following token, loss on answer + eos only."""
-    b = len(examples)
-    ids = np.full((b, seq_len), tokenizer.pad_token_id, np.int32)
-    att = np.zeros((b, seq_len), np.int32)
-    labels = np.full((b, seq_len), IGNORE_INDEX, np.int32)
-    loss = np.zeros((b, seq_len), np.int32)
-    for i, ex in enumerate(examples):
-        toks, mask = encode_example(tokenizer, ex)
-        toks, mask = toks[:seq_len + 1], mask[:seq_len + 1]
-        n = len(toks)
-        ids[i, :min(n, seq_len)] = toks[:seq_len]
-        att[i, :min(n, seq_len)] = 1
-        labels[i, :n - 1] = toks[1:]
-        loss[i, :n - 1] = mask[1:]
-    return {"input_ids": ids, "attention_mask": att, "labels": labels, "loss_mask": loss}
+    """Right-padded next-token batch (`read_jax.distill.batching.collate`): loss on answer + eos only."""
+    rows = []
+    for ex in examples:
+        row = encode_example(tokenizer, ex).truncated(seq_len)
+        if row is None:
+            raise ReadJaxError(f"prompt {ex.prompt!r} does not fit in seq_len={seq_len}")
+        rows.append(row)
+    return collate(rows, seq_len, len(rows), pad_id=tokenizer.pad_token_id).arrays
 
 
 LENGTH_STEP = 16  # batches are padded to a multiple of this: a handful of compiled shapes
