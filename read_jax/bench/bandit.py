@@ -67,13 +67,15 @@ def _candidates(n_candidates: int, n_caps: int, r: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- our BLR (JAX)
-def bench_blr(rounds: int, n_candidates: int, repeats: int, kappa: float = 1.0) -> dict[str, Any]:
+def _time_policy_rounds(policy, rounds: int, n_candidates: int, repeats: int) -> dict[str, Any]:
+    """Replay ``rounds`` of synthetic history into ``policy``, then time full rounds (select + update).
+
+    The history updates compile `update`; the first full round compiles `select` and is
+    reported apart from the timed repeats.
+    """
     import jax
     import jax.numpy as jnp
 
-    from read_jax.bandit import make_policy
-
-    policy = make_policy("read_ucb", n_caps=N_CAPS, kappa=kappa)
     ctx, w, y = _history(rounds + repeats + 2, N_CAPS, seed=0)
     actions = jnp.asarray(_candidates(n_candidates, N_CAPS, ctx[0, :N_CAPS]))
     key = jax.random.PRNGKey(0)
@@ -88,39 +90,6 @@ def bench_blr(rounds: int, n_candidates: int, repeats: int, kappa: float = 1.0) 
         state = policy.update(state, x, alloc, jnp.asarray(y[rounds + t]))
         return jax.block_until_ready(state)
 
-    # the history updates compiled `update`; the first full round compiles `select`
-    t0 = time.perf_counter()
-    state = one_round(state, 0)
-    first = time.perf_counter() - t0
-    times = []
-    for t in range(1, repeats + 1):
-        t0 = time.perf_counter()
-        state = one_round(state, t)
-        times.append(time.perf_counter() - t0)
-    return {"first_call_seconds": first, "feature_dim": policy.features.dim, **_stats(times)}
-
-
-# ------------------------------------------------------------------ our JAX port of the ensemble
-def bench_jax_ensemble(rounds: int, n_candidates: int, repeats: int, kappa: float = 1.0) -> dict[str, Any]:
-    import jax
-    import jax.numpy as jnp
-
-    from read_jax.bandit import make_policy
-
-    policy = make_policy("read_ensemble", n_caps=N_CAPS, kappa=kappa, warmup=0)
-    ctx, w, y = _history(rounds + repeats + 2, N_CAPS, seed=0)
-    actions = jnp.asarray(_candidates(n_candidates, N_CAPS, ctx[0, :N_CAPS]))
-    key = jax.random.PRNGKey(0)
-    state = policy.init(key)
-    for t in range(rounds):
-        state = policy.update(state, jnp.asarray(ctx[t]), jnp.asarray(w[t]), jnp.asarray(y[t]))
-
-    def one_round(state, t):
-        x = jnp.asarray(ctx[rounds + t])
-        alloc, state = policy.select(state, x, actions, jax.random.fold_in(key, t))  # fits 5 x 200 steps
-        state = policy.update(state, x, alloc, jnp.asarray(y[rounds + t]))
-        return jax.block_until_ready(state)
-
     t0 = time.perf_counter()
     state = one_round(state, 0)
     first = time.perf_counter() - t0
@@ -130,6 +99,22 @@ def bench_jax_ensemble(rounds: int, n_candidates: int, repeats: int, kappa: floa
         state = one_round(state, t)
         times.append(time.perf_counter() - t0)
     return {"first_call_seconds": first, **_stats(times)}
+
+
+def bench_blr(rounds: int, n_candidates: int, repeats: int, kappa: float = 1.0) -> dict[str, Any]:
+    from read_jax.bandit import make_policy
+
+    policy = make_policy("read_ucb", n_caps=N_CAPS, kappa=kappa)
+    return {**_time_policy_rounds(policy, rounds, n_candidates, repeats), "feature_dim": policy.features.dim}
+
+
+# ------------------------------------------------------------------ our JAX port of the ensemble
+def bench_jax_ensemble(rounds: int, n_candidates: int, repeats: int, kappa: float = 1.0) -> dict[str, Any]:
+    """The bootstrap ensemble in JAX: each select fits 5 members x 200 steps."""
+    from read_jax.bandit import make_policy
+
+    policy = make_policy("read_ensemble", n_caps=N_CAPS, kappa=kappa, warmup=0)
+    return _time_policy_rounds(policy, rounds, n_candidates, repeats)
 
 
 # --------------------------------------------------------- the artifact's ensemble, in PyTorch
