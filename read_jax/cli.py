@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     name, rest = argv[0], argv[1:]
+    if name in ("demo", "run"):  # long training jobs: keep XLA:CPU's per-step buffers mapped
+        from read_jax.distill.cpu import restart_with_retained_malloc
+
+        restart_with_retained_malloc("read_jax.cli", argv)
     try:
         if name == "bench":
             return bench_main(rest)

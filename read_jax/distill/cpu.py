@@ -35,3 +35,19 @@ def malloc_retains_memory(environ: dict[str, str] | None = None) -> bool:
 def retained_malloc_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """``base`` (default ``os.environ``) plus `RETAIN_MALLOC_ENV`, for a child process."""
     return {**(os.environ if base is None else base), **RETAIN_MALLOC_ENV}
+
+
+def restart_with_retained_malloc(module: str, argv: list[str]) -> None:
+    """Replace this process by ``python -m module *argv`` under `RETAIN_MALLOC_ENV`, once.
+
+    For long CPU jobs (`read-jax demo`, `read-jax run`): glibc only reads the variables at
+    start-up, so the command line re-executes itself before importing jax.  No-op when the
+    variables are already set, off Linux, or with ``READ_JAX_MALLOC=default`` in the environment.
+    """
+    import sys
+
+    if malloc_retains_memory() or not sys.platform.startswith("linux") or os.environ.get("READ_JAX_MALLOC") == "default":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv], retained_malloc_env())
