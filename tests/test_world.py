@@ -169,6 +169,51 @@ def test_harder_knobs_change_examples():
     assert min(e.slot_dict["ctx"].count("=") for e in w.sample("long_context", 50, seed=0)) >= 6
 
 
+def test_steer_words_from_the_nouns():
+    from read_jax.worlds.data import NOUNS
+
+    w = World(seed=0, config=WorldConfig(steer_words="nouns", dev_size=4, test_size=4))
+    exs = w.sample("steerability", 100, seed=0)
+    assert {e.slot_dict["w"] for e in exs} <= set(NOUNS)
+    assert all(w.solve(e.prompt) == e.answer for e in exs)
+    with pytest.raises(ReadJaxError, match="steer_words"):
+        WorldConfig(steer_words="emoji")
+
+
+def test_kb_reasoning_and_record_lookup_styles():
+    from read_jax.worlds.ops import RECORD_FIELDS
+
+    w = World(seed=0, config=WorldConfig(reasoning_style="kb", lc_style="fields", dev_size=8, test_size=8))
+    styles = {t.style for t in w.library.for_capability("reasoning")}
+    assert styles == {"kb"}
+    reasoning = w.sample("reasoning", 200, seed=0)
+    assert all(w.solve(e.prompt) == e.answer for e in reasoning)
+    older = [e for e in reasoning if e.template_id.startswith("re.old")]
+    assert older and all(
+        int(w.data.kb[e.answer]["age"]) == max(int(w.data.kb[e.slot_dict[k]]["age"]) for k in "xy") for e in older)
+    same = [e.answer for e in reasoning if e.template_id.startswith("re.same")]
+    assert {"yes", "no"} <= set(same)
+    records = w.sample("long_context", 100, seed=0)
+    for e in records:
+        fields = [item.split("=")[0] for item in e.slot_dict["ctx"].split(" ")]
+        assert set(fields) <= set(RECORD_FIELDS) and e.slot_dict["k"] in fields
+        assert w.solve(e.prompt) == e.answer
+    # composite tasks keep their own formats (chains, arbitrary keys) and their oracles still parse them
+    for t in w.tasks:
+        assert all(w.oracle(e) == e.answer for e in t.dev)
+    with pytest.raises(ReadJaxError, match="reasoning_style"):
+        WorldConfig(reasoning_style="vibes")
+
+
+def test_one_letter_keys():
+    w = World(seed=0, config=WorldConfig(lc_key_len=1, dev_size=4, test_size=4))
+    exs = w.sample("long_context", 100, seed=0)
+    assert all(len(e.slot_dict["k"]) == 1 and w.solve(e.prompt) == e.answer for e in exs)
+    assert all(w.oracle(e) == e.answer for e in w.task("lookup_translate").dev)
+    with pytest.raises(ReadJaxError, match="lc_key_len"):
+        WorldConfig(lc_key_len=3)
+
+
 @pytest.mark.parametrize("preset", ["tiny", "hard"])
 def test_presets_valid(preset):
     w = World(seed=0, config=WorldConfig.preset(preset, dev_size=16, test_size=16))

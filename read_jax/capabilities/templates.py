@@ -127,6 +127,7 @@ class Template:
     fixed: tuple[tuple[str, str], ...] = ()
     weight: float = 1.0
     bonus: float = 0.0
+    style: str = ""  # "" = always active; else active only when a world selects this style
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):
@@ -194,7 +195,7 @@ class Template:
     # ---------------------------------------------------------------- json
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Template":
-        known = {"id", "capability", "scaffold", "slots", "output_format", "op", "fixed", "weight", "bonus"}
+        known = {"id", "capability", "scaffold", "slots", "output_format", "op", "fixed", "weight", "bonus", "style"}
         unknown = set(d) - known
         if unknown:
             raise ReadJaxError(f"template {d.get('id')!r}: unknown keys {sorted(unknown)}")
@@ -212,6 +213,7 @@ class Template:
             fixed=tuple(sorted((str(k), str(v)) for k, v in (d.get("fixed") or {}).items())),
             weight=float(d.get("weight", 1.0)),
             bonus=float(d.get("bonus", 0.0)),
+            style=str(d.get("style", "")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -230,6 +232,8 @@ class Template:
             d["weight"] = self.weight
         if self.bonus:
             d["bonus"] = self.bonus
+        if self.style:
+            d["style"] = self.style
         return d
 
 

@@ -17,6 +17,9 @@ import numpy as np
 
 from read_jax.errors import ReadJaxError
 
+# bump when the generators change what a (seed, WorldConfig) produces: recipe checkpoints are keyed by it
+WORLD_VERSION = 2
+
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
 # entity names start with distinct letters, so one character identifies an entity
@@ -49,7 +52,14 @@ class WorldConfig:
     # steerability: word length range, up to steer_max_ops chained formatting ops
     steer_word_len: tuple[int, int] = (3, 6)
     steer_max_ops: int = 2
-    # reasoning: chains of `reasoning_items` entities ordered by ">" facts
+    # "random": words of random letters (copying them needs induction heads, slow to learn on a CPU);
+    # "nouns": the words are the world's nouns (the model can learn each word's formatted forms)
+    steer_words: str = "random"
+    # reasoning: "chains" = chains of `reasoning_items` entities ordered by ">" facts given in the prompt
+    # (order, extremes, transitive comparisons); "kb" = two-hop questions over the knowledge base
+    # (who is older, do two entities share a city).  Both need binding facts to entities; "chains"
+    # binds within the prompt, which a small model on a CPU learns far more slowly (see README).
+    reasoning_style: str = "chains"
     reasoning_items: tuple[int, int] = (3, 4)
     # math: operands with 1..math_max_digits digits (+, -), single digits for *
     math_max_digits: int = 2
@@ -58,8 +68,13 @@ class WorldConfig:
     code_max_depth: int = 2
     # tool_use: numeric arguments 1..tool_max_number
     tool_max_number: int = 60
-    # long_context: number of key=value pairs in the context
+    # long_context: number of key=value pairs in the context; letters per key (1-letter keys match in
+    # one token, which a small model learns far sooner than matching two-letter keys)
     lc_pairs: tuple[int, int] = (2, 4)
+    lc_key_len: int = 2
+    # "keys": arbitrary keys with noun values (associative recall); "fields": a record of named fields
+    # (name, city, pet, color, age, day) in random order, each value of its field's type
+    lc_style: str = "keys"
     # multilingual: 1..n words per phrase; share of numerals among words
     ml_items: tuple[int, int] = (1, 3)
     ml_numeral_prob: float = 0.3
@@ -71,14 +86,18 @@ class WorldConfig:
     # difficulty calibration pool size per capability
     calibration_size: int = 600
 
+    def style(self, capability: str) -> str:
+        """The template style a capability uses in this world ("" when it has only one)."""
+        return {"reasoning": self.reasoning_style}.get(capability, "")
+
     @classmethod
     def preset(cls, name: str, **overrides) -> "WorldConfig":
         """Named knob settings: "default"; "tiny" (easiest: for the smallest teachers or the
         shortest training budgets); "hard" (longer contexts, more digits, deeper programs)."""
         presets = {
             "default": {},
-            "tiny": dict(steer_word_len=(3, 5), steer_max_ops=1, reasoning_items=(3, 3), math_max_digits=1,
-                         code_list_len=(2, 3), code_max_depth=1, tool_max_number=20, lc_pairs=(2, 3),
+            "tiny": dict(steer_word_len=(3, 5), steer_max_ops=1, steer_words="nouns", reasoning_items=(3, 3), math_max_digits=1,
+                         code_list_len=(2, 3), code_max_depth=1, tool_max_number=20, lc_pairs=(2, 4), lc_key_len=1, lc_style="fields", reasoning_style="kb",
                          ml_items=(1, 2)),
             "hard": dict(n_entities=20, steer_word_len=(4, 8), steer_max_ops=3, reasoning_items=(4, 6),
                          math_max_digits=3, code_list_len=(3, 6), tool_max_number=999, lc_pairs=(6, 10),
@@ -100,12 +119,19 @@ class WorldConfig:
         if not (3 <= self.n_cities <= 20):
             raise ReadJaxError("n_cities must be in [3, 20]")
         rng_ok("steer_word_len", 1)
+        if self.steer_words not in ("random", "nouns"):
+            raise ReadJaxError(f"WorldConfig.steer_words must be 'random' or 'nouns', got {self.steer_words!r}")
         rng_ok("reasoning_items", 2)
         rng_ok("code_list_len", 1)
         rng_ok("lc_pairs", 1)
         rng_ok("ml_items", 1)
         if self.reasoning_items[1] > self.n_entities:
             raise ReadJaxError("reasoning_items cannot exceed n_entities")
+        for name, allowed in (("reasoning_style", ("chains", "kb")), ("lc_style", ("keys", "fields"))):
+            if getattr(self, name) not in allowed:
+                raise ReadJaxError(f"WorldConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.lc_key_len not in (1, 2):
+            raise ReadJaxError(f"WorldConfig.lc_key_len must be 1 or 2, got {self.lc_key_len}")
         if self.lc_pairs[1] > len(NOUNS):
             raise ReadJaxError(f"lc_pairs cannot exceed {len(NOUNS)}")
         if not (1 <= self.steer_max_ops <= len(STEER_OPS)):

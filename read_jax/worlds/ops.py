@@ -19,10 +19,12 @@ import numpy as np
 from read_jax.errors import ReadJaxError
 from read_jax.worlds.data import (
     ATTRIBUTES,
+    COLORS,
     CURRENCIES,
     DAYS,
     NOUNS,
     OP_WORDS,
+    PETS,
     STEER_OPS,
     UNITS,
     WorldData,
@@ -96,9 +98,12 @@ def _steer_sample(d: WorldData, rng, fixed) -> Slots:
     c = d.config
     n_ops = int(rng.integers(1, c.steer_max_ops + 1))
     ops = order_ops([STEER_OPS[i] for i in rng.permutation(len(STEER_OPS))[:n_ops]])
-    length = int(rng.integers(c.steer_word_len[0], c.steer_word_len[1] + 1))
-    alphabet = "abcdefghijklmnopqrstuvwxyz" + ("0123456789" if rng.random() < 0.2 else "")
-    w = "".join(alphabet[int(rng.integers(len(alphabet)))] for _ in range(length))
+    if c.steer_words == "nouns":
+        w = _pick(rng, NOUNS)
+    else:
+        length = int(rng.integers(c.steer_word_len[0], c.steer_word_len[1] + 1))
+        alphabet = "abcdefghijklmnopqrstuvwxyz" + ("0123456789" if rng.random() < 0.2 else "")
+        w = "".join(alphabet[int(rng.integers(len(alphabet)))] for _ in range(length))
     return {"ops": "+".join(ops), "w": w}
 
 
@@ -184,6 +189,57 @@ def _rcmp_factors(d, s) -> dict[str, float]:
     order = chain_order(s["facts"])
     hops = abs(order.index(s["x"]) - order.index(s["y"]))
     return _reason_factors(d, s, 0.2 + 0.15 * (hops - 1))
+
+
+# ------------------------------------------------------------ reasoning over the knowledge base
+def _two_entities(d: WorldData, rng) -> tuple[str, str]:
+    i, j = rng.choice(len(d.entities), size=2, replace=False, p=None)
+    return d.entities[int(i)], d.entities[int(j)]
+
+
+def _age_pair_sample(d: WorldData, rng, fixed) -> Slots:
+    for _ in range(100):
+        x, y = _two_entities(d, rng)
+        if d.kb[x]["age"] != d.kb[y]["age"]:
+            return {"x": x, "y": y}
+    raise ReadJaxError("no two entities with different ages")
+
+
+def _age_pick(older: bool):
+    def solve(d: WorldData, s) -> str:
+        ax, ay = int(_gk_solve(d, {"e": s["x"], "attr": "age"})), int(_gk_solve(d, {"e": s["y"], "attr": "age"}))
+        if ax == ay or s["x"] == s["y"]:
+            raise ReadJaxError(f"{s['x']} and {s['y']} have the same age")
+        return s["x"] if (ax > ay) == older else s["y"]
+
+    return solve
+
+
+def _same_city_sample(d: WorldData, rng, fixed) -> Slots:
+    x, y = _two_entities(d, rng)
+    mates = [e for e in d.entities if e != x and d.kb[e]["city"] == d.kb[x]["city"]]
+    if mates and rng.random() < 0.5:  # half the questions have the answer yes (when x has a neighbour)
+        y = mates[int(rng.integers(len(mates)))]
+    return {"x": x, "y": y}
+
+
+def _same_city_solve(d: WorldData, s) -> str:
+    if s["x"] == s["y"]:
+        raise ReadJaxError("the two entities must differ")
+    same = _gk_solve(d, {"e": s["x"], "attr": "city"}) == _gk_solve(d, {"e": s["y"], "attr": "city"})
+    return "yes" if same else "no"
+
+
+def _kb_reason_factors(question: float):
+    def factors(d: WorldData, s) -> dict[str, float]:
+        n = len(d.entities)
+        rarity = (d.rank[s["x"]] + d.rank[s["y"]]) / max(2 * (n - 1), 1)
+        gap = 0.0
+        if question < 0.3:  # age comparisons: close ages are harder
+            gap = 0.3 * max(0.0, 1.0 - abs(int(d.kb[s["x"]]["age"]) - int(d.kb[s["y"]]["age"])) / 40)
+        return {"rarity": 0.6 * rarity, "gap": gap, "question": question}
+
+    return factors
 
 
 # ============================================================ math
@@ -378,7 +434,27 @@ def _two_cities(d, rng) -> tuple[str, str]:
 
 
 # ============================================================ long_context
+RECORD_FIELDS = ("name", "city", "pet", "color", "age", "day")
+
+
+def _record_sample(d: WorldData, rng) -> Slots:
+    """A record of named fields in random order, each value drawn from its field's type."""
+    lo, hi = d.config.lc_pairs
+    n = min(int(rng.integers(lo, hi + 1)), len(RECORD_FIELDS))
+    fields = [RECORD_FIELDS[i] for i in rng.permutation(len(RECORD_FIELDS))[:n]]
+    pools = {"name": d.entities, "city": d.cities, "pet": PETS, "color": COLORS, "day": DAYS}
+    values = [str(int(rng.integers(12, 90))) if f == "age" else _pick(rng, pools[f]) for f in fields]
+    return {"ctx": " ".join(f"{f}={v}" for f, v in zip(fields, values)), "k": fields[int(rng.integers(n))]}
+
+
 def _lc_sample(d: WorldData, rng, fixed) -> Slots:
+    if d.config.lc_style == "fields":
+        return _record_sample(d, rng)
+    return kv_sample(d, rng, fixed)
+
+
+def kv_sample(d: WorldData, rng, fixed) -> Slots:
+    """Arbitrary keys (one or two letters) bound to distinct nouns: associative recall."""
     lo, hi = d.config.lc_pairs
     n = int(rng.integers(lo, hi + 1))
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -387,8 +463,11 @@ def _lc_sample(d: WorldData, rng, fixed) -> Slots:
     first = letters[int(rng.integers(26))]
     keys: list[str] = []
     while len(keys) < n:
-        a = first if (shared and rng.random() < 0.7) else letters[int(rng.integers(26))]
-        k = a + letters[int(rng.integers(26))]
+        if d.config.lc_key_len == 1:
+            k = letters[int(rng.integers(26))]
+        else:
+            a = first if (shared and rng.random() < 0.7) else letters[int(rng.integers(26))]
+            k = a + letters[int(rng.integers(26))]
         if k not in keys:
             keys.append(k)
     values = [NOUNS[i] for i in rng.permutation(len(NOUNS))[:n]]
@@ -487,6 +566,9 @@ _register(Op("rmax", "reasoning", _rmax_sample, lambda d, s: chain_order(s["fact
 _register(Op("rmin", "reasoning", _rmax_sample, lambda d, s: chain_order(s["facts"])[-1],
              lambda d, s: _reason_factors(d, s, 0.1)))
 _register(Op("rcmp", "reasoning", _rcmp_sample, _rcmp_solve, _rcmp_factors))
+_register(Op("rolder", "reasoning", _age_pair_sample, _age_pick(older=True), _kb_reason_factors(0.0)))
+_register(Op("ryounger", "reasoning", _age_pair_sample, _age_pick(older=False), _kb_reason_factors(0.1)))
+_register(Op("rsamecity", "reasoning", _same_city_sample, _same_city_solve, _kb_reason_factors(0.35)))
 for _op, _sampler in (("add", _add_sample), ("sub", _sub_sample), ("mul", _mul_sample)):
     _register(Op(_op, "math", _sampler, _arith(_op), _arith_factors(_op)))
 _register(Op("prog", "code", _code_sample, _code_solve, _code_factors))

@@ -56,9 +56,13 @@ class World:
         self.data: WorldData = build_world_data(self.seed, self.config)
         self.registry = CapabilityRegistry(DEFAULT_CAPABILITIES)
         self.capabilities: tuple[str, ...] = self.registry.names
-        self.library = TemplateLibrary.load(TEMPLATE_DIR, capabilities=self.capabilities)
+        # every template (parsing / oracles), and the active ones: a styled template only in its style's world
+        self.all_templates = TemplateLibrary.load(TEMPLATE_DIR, capabilities=self.capabilities)
+        self.library = TemplateLibrary([t for t in self.all_templates
+                                        if not t.style or t.style == self.config.style(t.capability)],
+                                       capabilities=self.capabilities)
         self.task_library = TemplateLibrary.load(TASK_TEMPLATE_DIR, capabilities=[s.name for s in TASK_SPECS])
-        for t in self.library:
+        for t in self.all_templates:
             if t.op not in OPS or OPS[t.op].capability != t.capability:
                 raise ReadJaxError(f"template {t.id!r}: op {t.op!r} is not a {t.capability} op")
         for t in self.task_library:
@@ -108,7 +112,7 @@ class World:
 
     def template(self, template_id: str) -> Template:
         try:
-            return self.library[template_id]
+            return self.all_templates[template_id]
         except ReadJaxError:
             return self.task_library[template_id]
 
@@ -170,7 +174,7 @@ class World:
     # ------------------------------------------------------------------ solving / scoring
     def solve(self, prompt: str, capability: str | None = None) -> str:
         """Answer a capability prompt from its text alone (parse with the templates, then solve)."""
-        parses = self.library.parse(prompt, capability)
+        parses = self.all_templates.parse(prompt, capability)
         answers = set()
         for t, slots in parses:
             try:
