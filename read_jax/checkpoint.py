@@ -21,6 +21,7 @@ import orbax.checkpoint as ocp
 from read_jax.errors import ReadJaxError
 
 META = "meta"
+STATE = "state"
 
 
 def abstract_like(tree: Any) -> Any:
@@ -42,11 +43,9 @@ class RunCheckpointer:
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, step: int, trees: dict[str, Any], meta: dict[str, Any]) -> None:
-        if META in trees:
-            raise ValueError(f"item name {META!r} is reserved for the JSON metadata")
-        # wrapped in a dict: StandardSave refuses a bare array as the whole item
-        args = {name: ocp.args.StandardSave({"value": tree}) for name, tree in trees.items()}
-        args[META] = ocp.args.JsonSave(meta)
+        # one item for all pytrees (each item costs its own directory and metadata files: a save of
+        # a ReAD run's four trees took 0.15 s as four items, 0.09 s as one)
+        args = {STATE: ocp.args.StandardSave(dict(trees)), META: ocp.args.JsonSave(meta)}
         self._manager.save(step, args=ocp.args.Composite(**args), force=True)
         self._manager.wait_until_finished()
 
@@ -58,10 +57,9 @@ class RunCheckpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise ReadJaxError(f"{self.directory}: no checkpoint to resume from")
-        args = {name: ocp.args.StandardRestore({"value": abstract_like(tree)}) for name, tree in targets.items()}
-        args[META] = ocp.args.JsonRestore()
+        args = {STATE: ocp.args.StandardRestore(abstract_like(dict(targets))), META: ocp.args.JsonRestore()}
         restored = self._manager.restore(step, args=ocp.args.Composite(**args))
-        trees = {name: restored[name]["value"] for name in targets}
+        trees = {name: restored[STATE][name] for name in targets}
         return trees, dict(restored[META])
 
     def close(self) -> None:

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, TrainConfig
 
-TASK = "word_problem"
+# the default task: of the composite tasks, the one where the shipped student starts above zero with both
+# of its skills (code, tool_use) weak (student recipe.json: task dev exact match 0.06)
+TASK = "code_tool"
 
 FULL = LoopConfig(
-    task=TASK, budget_tokens=60_000, intervals=12, probes_per_capability=16, dev_every=0.25,
-    generation=GenerationConfig(max_new_tokens=16, prompts_per_call=64),
-    train=TrainConfig(rows=32, learning_rate=2e-3),
+    task=TASK, budget_tokens=200_000, intervals=12, probes_per_capability=16, dev_every=0.25,
+    generation=GenerationConfig(max_new_tokens=24, prompts_per_call=64),  # the longest answer + eos is 20
+    train=TrainConfig(rows=32, learning_rate=3e-4),
     bandit=BanditConfig(),
 )
-QUICK = dataclasses.replace(FULL, budget_tokens=24_000, intervals=6, probes_per_capability=8, dev_every=0.5)
+QUICK = dataclasses.replace(FULL, budget_tokens=80_000, intervals=6, probes_per_capability=8, dev_every=0.5)
 
 
 def enable_compilation_cache() -> None:
@@ -39,34 +44,55 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def demo_config(quick: bool, seed: int, policies: tuple[str, ...] = ("read_ucb", "uniform", "one_hot")):
+def demo_config(quick: bool, seed: int, policies: tuple[str, ...] = ("read_ucb", "uniform", "one_hot"),
+                task: str = TASK):
     from read_jax.experiment import ExperimentConfig
 
-    loop = dataclasses.replace(QUICK if quick else FULL, seed=seed)
+    loop = dataclasses.replace(QUICK if quick else FULL, seed=seed, task=task)
     return ExperimentConfig(loop=loop, policies=policies, requirement="interventions",
-                            interventions=4 if quick else 6, intervention_tokens=3_000)
+                            interventions=4 if quick else 8, intervention_tokens=8_000 if quick else 12_000)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="read-jax demo", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller budget and fewer steps (a few minutes)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument("--seeds", type=int, default=1, help="run this many seeds (seed, seed+1, ...) and "
+                                                             "summarise the utilities across them")
+    parser.add_argument("--task", default=TASK, help=f"composite task of the world (default {TASK})")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
 
     enable_compilation_cache()
     from read_jax.experiment import Experiment, format_table
 
-    out = args.out / ("quick" if args.quick else "full") / f"seed{args.seed}"
+    root = args.out / ("quick" if args.quick else "full") / args.task
     t0 = time.perf_counter()
-    print(f"read-jax demo: task {TASK!r}, policies read (BLR-UCB), uniform, one_hot; writing to {out}")
-    exp = Experiment(demo_config(args.quick, args.seed), out)
-    req = exp.requirement()
-    print(f"requirement ({req['mode']}, {req['seconds']:.0f} s): estimated "
-          + " ".join(f"{v:.2f}" for v in req["estimated"]) + "\n" + " " * 31 + "true "
-          + " ".join(f"{v:.2f}" for v in req["true"]))
-    report = exp.run()
-    print(format_table(report))
-    print(f"report: {out / 'report.json'}; plots: " + ", ".join(Path(p).name for p in report["plots"]))
+    utilities: dict[str, list[float]] = {}
+    for seed in range(args.seed, args.seed + args.seeds):
+        out = root / f"seed{seed}"
+        print(f"read-jax demo: task {args.task!r}, seed {seed}, policies read (BLR-UCB), uniform, one_hot; "
+              f"writing to {out}")
+        exp = Experiment(demo_config(args.quick, seed, task=args.task), out)
+        req = exp.requirement()
+        print(f"requirement ({req['mode']}, {req['seconds']:.0f} s): estimated "
+              + " ".join(f"{v:.2f}" for v in req["estimated"]) + "\n" + " " * 31 + "true "
+              + " ".join(f"{v:.2f}" for v in req["true"]))
+        report = exp.run()
+        print(format_table(report))
+        print(f"report: {out / 'report.json'}; plots: " + ", ".join(Path(p).name for p in report["plots"]))
+        utilities.setdefault("initial", []).append(report["initial"]["utility"])
+        for name, p in report["policies"].items():
+            utilities.setdefault(name, []).append(p["utility"])
+    if args.seeds > 1:
+        summary = {name: {"mean": float(np.mean(u)), "std": float(np.std(u)), "per_seed": u}
+                   for name, u in utilities.items()}
+        (root / "seeds_summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"task utility over seeds {args.seed}..{args.seed + args.seeds - 1} ({root / 'seeds_summary.json'}):")
+        for name, v in summary.items():
+            print(f"  {name:<9} mean {v['mean']:.3f}  std {v['std']:.3f}  per seed "
+                  + " ".join(f"{x:.3f}" for x in v["per_seed"]))
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
     return 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from read_jax.capabilities.probes import ProbeSuite, task_utility
+from read_jax.capabilities.probes import ProbeSuite, task_loglik, task_utility
 from read_jax.capabilities.requirement import (
     InterventionRecord, fit_requirement, requirement_metrics, sample_intervention_allocations,
 )
@@ -33,11 +33,14 @@ class ExperimentConfig:
     loop: LoopConfig = LoopConfig()
     policies: tuple[str, ...] = ("read_ucb", "uniform", "one_hot")
     world_seed: int = 0
+    world_preset: str = "tiny"        # `WorldConfig.preset` name; recipe models must be trained on the same world
     teacher: str = "recipe:teacher"   # a recipe name, or a path to a Hugging Face checkpoint directory
     student: str = "recipe:student"
     requirement: str = "interventions"
     interventions: int = 8
     intervention_tokens: int = 3000
+    # ΔU of an intervention: "loglik" (mean log-likelihood of the dev answers: smooth) or "exact_match"
+    intervention_utility: str = "loglik"
     eval_split: str = "test"
 
     def __post_init__(self) -> None:
@@ -45,29 +48,40 @@ class ExperimentConfig:
             raise ReadJaxError(f"requirement must be one of {', '.join(REQUIREMENT_MODES)}, got {self.requirement!r}")
         if not self.policies:
             raise ReadJaxError("policies must name at least one policy")
+        if self.intervention_utility not in ("loglik", "exact_match"):
+            raise ReadJaxError(f"intervention_utility must be 'loglik' or 'exact_match', got "
+                               f"{self.intervention_utility!r}")
         if self.eval_split not in ("dev", "test"):
             raise ReadJaxError(f"eval_split must be 'dev' or 'test', got {self.eval_split!r}")
 
 
-def _load_model(spec: str, world):
+def _load_model(spec: str, config: ExperimentConfig, world):
     from read_jax.models import load_hf
     from read_jax.worlds import recipe
 
     if spec.startswith("recipe:"):
-        return recipe.load_or_train(recipe.RECIPES_BY_NAME[spec.split(":", 1)[1]], world=world)
+        name = spec.split(":", 1)[1]
+        if name not in recipe.RECIPES_BY_NAME:
+            raise ReadJaxError(f"unknown recipe {name!r}; known: {', '.join(sorted(recipe.RECIPES_BY_NAME))}")
+        chosen = recipe.RECIPES_BY_NAME[name]
+        if (chosen.world_seed, chosen.world_preset) != (config.world_seed, config.world_preset):
+            raise ReadJaxError(f"recipe {name!r} trains on world seed {chosen.world_seed} preset "
+                               f"{chosen.world_preset!r}, but world_seed={config.world_seed} "
+                               f"world_preset={config.world_preset!r} is configured")
+        return recipe.load_or_train(chosen, world=world)
     return load_hf(spec)[0]
 
 
 def build_components(config: ExperimentConfig) -> Components:
-    from read_jax.worlds import World
+    from read_jax.worlds import World, WorldConfig
     from read_jax.worlds.tokenizer import encode_prompt
 
-    world = World(config.world_seed)
+    world = World(config.world_seed, WorldConfig.preset(config.world_preset))
     if config.loop.task not in world.task_names:
         raise ReadJaxError(f"unknown task {config.loop.task!r}; choose one of {', '.join(world.task_names)}")
     tokenizer = world.tokenizer()
-    teacher = _load_model(config.teacher, world)
-    student = _load_model(config.student, world)
+    teacher = _load_model(config.teacher, config, world)
+    student = _load_model(config.student, config, world)
     for name, model in (("teacher", teacher), ("student", student)):
         if model.config.vocab_size != len(tokenizer):
             raise ReadJaxError(f"{name} vocabulary ({model.config.vocab_size}) != the world tokenizer's "
@@ -148,11 +162,16 @@ class Experiment:
         _write_json(path, result)
         return result
 
+    def _intervention_utility(self, model) -> float:
+        if self.config.intervention_utility == "exact_match":
+            return self.utility(model, "dev")
+        return task_loglik(model, self.c.task, self.c.tokenizer, self.c.encode_prompt, "dev")
+
     def _interventions(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Short fixed-allocation distillations from S0: ΔU ≈ rᵀΔs fitted on the simplex (method.md §2)."""
         cfg = self.config
         allocations = sample_intervention_allocations(cfg.interventions, len(self.caps), seed=cfg.loop.seed)
-        base_u = self.utility(self.c.student, "dev")
+        base_u = self._intervention_utility(self.c.student)
         loop = dataclasses.replace(cfg.loop, budget_tokens=cfg.intervention_tokens, intervals=1, dev_every=1.0,
                                    policy="best_fixed")
         records = []
@@ -161,7 +180,7 @@ class Experiment:
                           self.out / "interventions" / f"{i:02d}", np.full(len(self.caps), 1 / len(self.caps)),
                           probes=self.probes, progress=False, policy_kwargs={"allocation": tuple(w)})
             run.run()
-            du = run.history[-1]["dev_utility"] - base_u
+            du = self._intervention_utility(run.student) - base_u
             ds = (run.s - run.initial_profile).tolist()
             records.append(InterventionRecord(cfg.loop.task, tuple(w), tuple(ds), du))
             if self.progress:
@@ -182,7 +201,8 @@ class Experiment:
         summary["utility"] = self.utility(run.student, self.config.eval_split)
         summary["dev_utility_final"] = summary["dev_utility"][-1] if summary["dev_utility"] else None
         summary["wall_seconds"] = time.perf_counter() - tick
-        summary["phase_seconds"] = _phase_totals(run.history)
+        summary["phase_seconds"] = phases = _phase_totals(run.history)
+        summary["overhead_share"] = overhead_share(phases)
         return summary
 
     def run(self) -> dict[str, Any]:
@@ -224,6 +244,16 @@ def _phase_totals(history: list[dict[str, Any]]) -> dict[str, float]:
     return totals
 
 
+OVERHEAD_PHASES = ("probe", "bandit", "bookkeeping")
+
+
+def overhead_share(phase_seconds: dict[str, float]) -> float:
+    """Share of the intervals' wall time spent on ReAD's own machinery (probes, bandit, checkpoints),
+    as opposed to teacher generation, student training and dev evaluation of the task."""
+    total = sum(phase_seconds.values())
+    return sum(phase_seconds.get(k, 0.0) for k in OVERHEAD_PHASES) / total if total > 0 else 0.0
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The demo's summary table: utility, tokens, per-phase wall time, profile per policy."""
     caps = report["capabilities"]
@@ -231,21 +261,22 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"task {report['task']}   budget {report['budget']['total_tokens']} tokens "
              f"({report['budget']['accounting']} accounting)   utility = exact match on {report['eval_split']}",
              f"{'policy':<10} {'utility':>8} {'tokens':>8} {'gen s':>7} {'train s':>8} {'probe s':>8} "
-             f"{'bandit s':>9} {'dev s':>6}   " + " ".join(f"{s:>6}" for s in short)]
+             f"{'bandit s':>9} {'dev s':>6} {'ovh %':>6}   " + " ".join(f"{s:>6}" for s in short)]
     init = report["initial"]
-    lines.append(f"{'initial':<10} {init['utility']:>8.3f} {0:>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6}   "
+    lines.append(f"{'initial':<10} {init['utility']:>8.3f} {0:>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6} {'':>6}   "
                  + " ".join(f"{init['profile'][c]:>6.2f}" for c in caps))
     for name, p in report["policies"].items():
         ph = p["phase_seconds"]
         lines.append(f"{name:<10} {p['utility']:>8.3f} {p['tokens_used']:>8} {ph.get('generate', 0):>7.1f} "
                      f"{ph.get('train', 0):>8.1f} {ph.get('probe', 0):>8.1f} {ph.get('bandit', 0):>9.1f} "
-                     f"{ph.get('dev_eval', 0):>6.1f}   " + " ".join(f"{p['profile'][c]:>6.2f}" for c in caps))
+                     f"{ph.get('dev_eval', 0):>6.1f} {100 * p.get('overhead_share', 0.0):>6.1f}   " + " ".join(f"{p['profile'][c]:>6.2f}" for c in caps))
     t = report["teacher"]["profile"]
-    lines.append(f"{'teacher':<10} {'':>8} {'':>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6}   "
+    lines.append(f"{'teacher':<10} {'':>8} {'':>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6} {'':>6}   "
                  + " ".join(f"{t[c]:>6.2f}" for c in caps))
     req = report["requirement"]
     lines.append("requirement r (" + req["mode"] + "): " + " ".join(f"{v:.2f}" for v in req["estimated"]))
     if req["true"] is not None:
         lines.append("true r (hidden from ReAD):    " + " ".join(f"{v:.2f}" for v in req["true"]))
-    lines.append("profile columns: mean log-likelihood of the teacher's probe answers under the model")
+    lines.append("profile columns: mean log-likelihood of the teacher's probe answers under the model; "
+                 "ovh % = probes + bandit + checkpointing, share of the intervals' wall time")
     return "\n".join(lines)

@@ -60,6 +60,8 @@ class GenerationConfig:
     temperature: float = 0.2
     top_p: float = 0.95
     prompts_per_call: int = 64
+    # answers cut off by max_new_tokens have no eos; training on them teaches the student not to stop
+    keep_unfinished: bool = False
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1 or self.prompts_per_call < 1:
@@ -222,7 +224,7 @@ class ReadRun:
         left_intervals = cfg.intervals - self.t
         student_left = self.budget.student_limit - self.budget.student_used
         target = student_left // left_intervals if left_intervals > 1 else student_left
-        spent = {"generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0}
+        spent = {"generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0, "unfinished": 0}
         per_cap = np.zeros(len(self.caps))
         timing["generate"] = timing["train"] = 0.0
         losses: list[float] = []
@@ -250,7 +252,11 @@ class ReadRun:
             timing["generate"] += time.perf_counter() - tick
 
             tick = time.perf_counter()
-            examples = [TokenExample(ids, toks) for ids, toks in zip(prompt_ids, out.tokens) if toks]
+            # an answer cut off by max_new_tokens has no eos: training on it would teach the student
+            # never to stop, so only finished answers are kept (their generation tokens are still charged)
+            finished = [i for i, (toks, fin) in enumerate(zip(out.tokens, out.finished))
+                        if toks and (fin or gen.keep_unfinished)]
+            examples = [TokenExample(prompt_ids[i], out.tokens[i]) for i in finished]
             keep = self.budget.fit_count((len(e.prompt), len(e.response)) for e in examples)
             if keep < len(examples):  # the first example that does not fit is cut to the tokens left
                 rest = examples[keep]
@@ -259,7 +265,7 @@ class ReadRun:
                 labels = room - (len(rest.prompt) if self.config.accounting == "artifact" else 0)
                 cut = rest.with_label_limit(labels) if labels > 0 else None
                 examples = examples[:keep] + ([cut] if cut is not None else [])
-            kept_caps = [prompts[i].capability for i in range(len(examples))]
+            kept_caps = [prompts[finished[j]].capability for j in range(len(examples))]
             batches, dropped = make_batches(examples, cfg.train.rows, max_length=cfg.train.max_length,
                                             pad_id=self.c.tokenizer.pad_token_id)
             for batch in batches:
@@ -273,6 +279,7 @@ class ReadRun:
                 for i in batch.indices:
                     per_cap[self.caps.index(kept_caps[i])] += 1
             spent["examples"] += len(examples) - len(dropped)
+            spent["unfinished"] += len(out.tokens) - len(finished)
             timing["train"] += time.perf_counter() - tick
             call += 1
             if not examples:

@@ -37,6 +37,8 @@ def test_tiny_experiment_writes_the_report(tmp_path):
         assert set(p["profile"]) == set(saved["capabilities"])
         assert len(p["allocations"]) == p["intervals"] and all(len(a) == 8 for a in p["allocations"])
         assert 0.0 <= p["utility"] <= 1.0
+        assert 0.0 < p["overhead_share"] < 1.0
+        assert set(p["phase_seconds"]) >= {"generate", "train", "probe", "bandit", "bookkeeping"}
         assert (tmp_path / "runs" / p["policy"] / "history.jsonl").is_file()
     # one-hot spends everything on the top capability of the estimated requirement
     top = int(np.argmax(saved["requirement"]["estimated"]))

@@ -16,8 +16,10 @@ def components():
     return tiny_components("word_problem")
 
 
+# the random tiny teacher rarely emits eos: keep its cut-off answers so that the run trains
 CONFIG = LoopConfig(budget_tokens=2400, intervals=3, probes_per_capability=3, dev_every=0.5,
-                    generation=GenerationConfig(max_new_tokens=8, prompts_per_call=16), train=TrainConfig(rows=8))
+                    generation=GenerationConfig(max_new_tokens=8, prompts_per_call=16, keep_unfinished=True),
+                    train=TrainConfig(rows=8))
 R = np.asarray([0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.5])
 
 
@@ -58,3 +60,13 @@ def test_interrupted_run_resumes_exactly(tmp_path, components):
     for h in full.history:
         assert abs(sum(h["allocation"]) - 1.0) < 1e-5 and min(h["allocation"]) >= 0
     assert any(h["dev_utility"] is not None for h in full.history)
+    assert sum(h["tokens"]["examples"] for h in full.history) > 0
+
+
+def test_unfinished_answers_are_not_trained_on(tmp_path, components):
+    config = LoopConfig(budget_tokens=800, intervals=1, probes_per_capability=2, dev_every=1.0,
+                        generation=GenerationConfig(max_new_tokens=4, prompts_per_call=16), train=TrainConfig(rows=8))
+    run = ReadRun(config, components, tmp_path / "drop", R, progress=False)
+    rec = run.step()
+    assert rec["tokens"]["unfinished"] > 0  # a random teacher almost never stops within 4 tokens
+    assert rec["tokens"]["label"] == 0 or rec["tokens"]["examples"] > 0

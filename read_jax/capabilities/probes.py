@@ -108,3 +108,15 @@ def task_utility(model, task, tokenizer, encode_prompt: EncodePrompt, split: str
     preds = greedy_answers(model, tokenizer, encode_prompt, [e.prompt for e in examples],
                            max_new_tokens=max_new_tokens, mesh=mesh)
     return float(np.mean([task.score(p, e) for p, e in zip(preds, examples)]))
+
+
+def task_loglik(model, task, tokenizer, encode_prompt: EncodePrompt, split: str = "dev", rows: int = 128) -> float:
+    """Mean per-token log-likelihood of a split's reference answers under ``model``: a smooth
+    stand-in for U_τ where exact match moves in steps of 1/len(split) (requirement interventions)."""
+    examples = [TokenExample(encode_prompt(e.prompt), answer_tokens(tokenizer, e.answer)) for e in task.split(split)]
+    length = bucket_length(max(e.num_tokens for e in examples))
+    graphdef, params = nnx.split(model)
+    scores = [np.asarray(_token_logliks(graphdef, params, collate(examples[i:i + rows], length, rows,
+                                                                  pad_id=tokenizer.pad_token_id).arrays))
+              for i in range(0, len(examples), rows)]
+    return float(np.concatenate(scores)[: len(examples)].mean())

@@ -97,7 +97,7 @@ class WorldConfig:
         presets = {
             "default": {},
             "tiny": dict(steer_word_len=(3, 5), steer_max_ops=1, steer_words="nouns", reasoning_items=(3, 3), math_max_digits=1,
-                         code_list_len=(2, 3), code_max_depth=1, tool_max_number=20, lc_pairs=(2, 4), lc_key_len=1, lc_style="fields", reasoning_style="kb",
+                         code_list_len=(2, 3), code_max_depth=1, tool_max_number=20, lc_pairs=(2, 3), lc_key_len=1, lc_style="fields", reasoning_style="kb",
                          ml_items=(1, 2)),
             "hard": dict(n_entities=20, steer_word_len=(4, 8), steer_max_ops=3, reasoning_items=(4, 6),
                          math_max_digits=3, code_list_len=(3, 6), tool_max_number=999, lc_pairs=(6, 10),

@@ -12,8 +12,9 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -25,6 +26,7 @@ from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax.models import DecoderConfig, init_decoder
 from read_jax.errors import ReadJaxError
 from read_jax.worlds.tokenizer import encode_example, encode_prompt
+from read_jax.worlds.data import WORLD_VERSION, WorldConfig
 from read_jax.worlds.world import World
 
 
@@ -58,26 +60,54 @@ class Recipe:
     warmup_steps: int = 50
     weight_decay: float = 0.01
     task_share: float = 0.25
+    # relative mixture weights per capability (missing capabilities weigh 1); slow-to-learn skills get more
+    capability_weights: tuple[tuple[str, float], ...] = ()
     world_seed: int = 0
+    world_preset: str = "default"  # `WorldConfig.preset` name: the world the model is trained on
     data_seed: int = 0
     init_seed: int = 0
 
+    def world(self) -> World:
+        return World(self.world_seed, WorldConfig.preset(self.world_preset))
+
+    def mixture_weights(self, capabilities: Sequence[str]) -> dict[str, float]:
+        weights = dict(self.capability_weights)
+        unknown = sorted(set(weights) - set(capabilities))
+        if unknown:
+            raise ReadJaxError(f"recipe {self.name!r}: capability_weights names unknown capabilities {unknown}")
+        return {c: float(weights.get(c, 1.0)) for c in capabilities}
+
     def hash(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """Names the checkpoint: the recipe, the world's knob values and the world generator's version."""
+        world = dataclasses.asdict(WorldConfig.preset(self.world_preset))
+        blob = json.dumps({**dataclasses.asdict(self), "world": world, "world_version": WORLD_VERSION},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+# The world both models live in: the "tiny" preset keeps every capability learnable by a
+# sub-million-parameter character model on a 2-core CPU (steerability on the world's nouns,
+# one-letter keys for key-value lookup, single-digit arithmetic, ...; see WorldConfig).
+WORLD_PRESET = "tiny"
+
 TEACHER = Recipe(
     name="teacher",
-    shape=ModelShape(hidden_size=192, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2,
-                     intermediate_size=512),
-    steps=1200,
+    shape=ModelShape(hidden_size=128, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
+                     intermediate_size=384),
+    steps=7000,
+    learning_rate=2e-3,
+    task_share=0.1,
+    # the slowest skills to appear get more of the mixture
+    capability_weights=(("long_context", 2.5), ("code", 2.0), ("multilingual", 1.5)),
+    world_preset=WORLD_PRESET,
 )
 STUDENT = Recipe(
     name="student",
-    shape=ModelShape(hidden_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     intermediate_size=256),
-    steps=150,
+    shape=ModelShape(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                     intermediate_size=192),
+    steps=600,
+    learning_rate=2e-3,
+    world_preset=WORLD_PRESET,
     init_seed=1,
     data_seed=1,
 )
@@ -134,7 +164,8 @@ POOL_BATCHES = 16  # examples are length-sorted within a pool of this many batch
 
 def _batches(world: World, recipe: Recipe, tokenizer) -> Iterator[dict[str, np.ndarray]]:
     """Length-bucketed batches: sorting a pool by length roughly halves the padded tokens."""
-    stream = world.iter_mixture(recipe.data_seed, task_share=recipe.task_share)
+    stream = world.iter_mixture(recipe.data_seed, task_share=recipe.task_share,
+                                capability_weights=recipe.mixture_weights(world.capabilities))
     rng = np.random.default_rng(recipe.data_seed)
     while True:
         pool = [next(stream) for _ in range(recipe.batch_size * POOL_BATCHES)]
@@ -148,9 +179,13 @@ def _batches(world: World, recipe: Recipe, tokenizer) -> Iterator[dict[str, np.n
             yield examples_to_batch(tokenizer, rows, length)
 
 
-def train(recipe: Recipe, world: World | None = None, mesh=None, progress: bool = True):
-    """Train ``recipe`` from scratch; returns (model, log) with the loss curve and wall time."""
-    world = world or World(recipe.world_seed)
+def train(recipe: Recipe, world: World | None = None, mesh=None, progress: bool = True,
+          callback: Callable[[int, Any], None] | None = None):
+    """Train ``recipe`` from scratch; returns (model, log) with the loss curve and wall time.
+
+    ``callback(step, model)`` runs after every update (e.g. periodic evaluation); it must not
+    change the model."""
+    world = world or recipe.world()
     tokenizer = world.tokenizer()
     config = recipe.shape.decoder_config(len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
                                          tokenizer.bos_token_id)
@@ -169,6 +204,8 @@ def train(recipe: Recipe, world: World | None = None, mesh=None, progress: bool 
         losses.append(metrics["loss"])
         if step % 25 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-25:]):.3f}")
+        if callback is not None:
+            callback(step + 1, distiller.student)
     log = {"recipe": dataclasses.asdict(recipe), "hash": recipe.hash(), "seconds": time.perf_counter() - t0,
            "params": config.num_params(), "loss_curve": losses[:: max(1, len(losses) // 100)]}
     return distiller.student, log
@@ -202,3 +239,40 @@ def capability_accuracy(model, world: World, n_per_capability: int = 64, seed: i
 
 def task_accuracy(model, world: World, split: str = "dev") -> dict[str, float]:
     return {t.name: float(np.mean(exact_match(model, world, getattr(t, split)))) for t in world.tasks}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m read_jax.worlds.recipe {teacher,student} [--ship]``: train a recipe from scratch,
+    score it per capability and task, and write the checkpoint (with ``recipe.json``: config, hash,
+    wall time, loss curve, scores) to the cache, or with ``--ship`` into the package's assets."""
+    import argparse
+
+    from read_jax.models import save_hf
+
+    parser = argparse.ArgumentParser(prog="python -m read_jax.worlds.recipe")
+    parser.add_argument("name", choices=sorted(RECIPES_BY_NAME))
+    parser.add_argument("--ship", action="store_true", help="write into read_jax/worlds/assets/")
+    parser.add_argument("--eval-every", type=int, default=0, help="print per-capability exact match every N steps")
+    args = parser.parse_args(argv)
+    recipe = RECIPES_BY_NAME[args.name]
+    world = recipe.world()
+
+    def report(step: int, model) -> None:
+        if args.eval_every and step % args.eval_every == 0 and step < recipe.steps:
+            acc = capability_accuracy(model, world, n_per_capability=48, seed=3)
+            print(f"\nstep {step}: " + " ".join(f"{c}={a:.2f}" for c, a in acc.items()), flush=True)
+
+    model, log = train(recipe, world=world, callback=report)
+    log["capability_exact_match_64_each"] = capability_accuracy(model, world, n_per_capability=64, seed=11)
+    log["task_exact_match_dev"] = task_accuracy(model, world, "dev")
+    target = asset_dir(recipe) if args.ship else cache_dir(recipe)
+    save_hf(model, target)
+    (target / "recipe.json").write_text(json.dumps(log, indent=2))
+    print(json.dumps({k: log[k] for k in ("hash", "seconds", "params", "capability_exact_match_64_each",
+                                          "task_exact_match_dev")}, indent=2))
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

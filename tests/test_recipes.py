@@ -1,0 +1,52 @@
+"""The shipped teacher and student checkpoints against the issue's thresholds, and (slow) the
+teacher recipe re-run from scratch.
+
+The fast tests load the checkpoints the package ships (`read_jax/worlds/assets/`, keyed by the
+recipe hash) and score them with the world's exact-match scorer on fresh examples (not the
+probe suite, not a task's dev/test split).  `pytest -m slow tests/test_recipes.py` retrains the
+teacher recipe (tens of minutes on a 2-core CPU) and checks the same threshold.
+"""
+
+import numpy as np
+import pytest
+
+from read_jax.worlds.recipe import STUDENT, TEACHER, asset_dir, capability_accuracy, load_or_train, train
+
+THRESHOLD = 0.9
+
+
+@pytest.fixture(scope="module")
+def world():
+    return TEACHER.world()
+
+
+@pytest.fixture(scope="module")
+def teacher(world):
+    assert (asset_dir(TEACHER) / "config.json").is_file(), f"the package ships {asset_dir(TEACHER).name}"
+    return load_or_train(TEACHER, world, progress=False)
+
+
+def test_recipes_share_the_world():
+    assert (STUDENT.world_seed, STUDENT.world_preset) == (TEACHER.world_seed, TEACHER.world_preset)
+
+
+def test_shipped_teacher_masters_every_capability(teacher, world):
+    acc = capability_accuracy(teacher, world, n_per_capability=64, seed=11)
+    assert min(acc.values()) >= THRESHOLD, acc
+
+
+def test_shipped_student_is_small_and_weak_but_not_blank(teacher, world):
+    assert (asset_dir(STUDENT) / "config.json").is_file(), f"the package ships {asset_dir(STUDENT).name}"
+    student = load_or_train(STUDENT, world, progress=False)
+    assert student.config.num_params() <= teacher.config.num_params() / 4
+    acc = capability_accuracy(student, world, n_per_capability=64, seed=11)
+    weak = [c for c, a in acc.items() if a <= 0.5]
+    assert len(weak) > len(acc) / 2, acc            # weak on most capabilities
+    assert np.mean(list(acc.values())) > 0.02, acc  # but not at zero
+
+
+@pytest.mark.slow
+def test_teacher_recipe_reaches_the_threshold(world):
+    model, log = train(TEACHER, world=world, progress=False)
+    acc = capability_accuracy(model, world, n_per_capability=64, seed=11)
+    assert min(acc.values()) >= THRESHOLD, (acc, log["seconds"])
