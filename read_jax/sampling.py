@@ -274,20 +274,14 @@ class DecodeCache:
 def _attend_one(q: Array, keys: Array, values: Array, bias: Array) -> Array:
     """Single-query grouped attention.  q: [B, H, K]; keys / values: [B, KVH, S, K]; bias: [B, S]
     (0 for a valid key, a large negative number otherwise).  Float32 scores and softmax; the
-    normalisation is applied after the value product ([B, H, K] divides, not [B, H, S]).
-
-    Written as broadcast multiplies and reductions rather than batched matmuls: with one
-    query row per (batch, head) a "matmul" is B x KVH tiny [G, K] x [K, S] products, which
-    XLA:CPU runs as many small GEMM calls; the reductions fuse into single loops over the
-    cache (see the README's benchmark section for the measured effect).
-    """
+    normalisation is applied after the value product ([B, H, K] divides, not [B, H, S])."""
     b, h, d = q.shape
     kvh = keys.shape[1]
     q = q.reshape(b, kvh, h // kvh, d).astype(keys.dtype)
-    scores = jnp.sum(q[:, :, :, None, :] * keys[:, :, None, :, :], axis=-1, dtype=jnp.float32)
+    scores = jnp.einsum("bngd,bnsd->bngs", q, keys, preferred_element_type=jnp.float32)
     scores = scores * (d ** -0.5) + bias[:, None, None, :]
     unnorm = jnp.exp(scores - jnp.max(scores, axis=-1, keepdims=True))
-    out = jnp.sum(unnorm[..., None].astype(values.dtype) * values[:, :, None, :, :], axis=-2, dtype=jnp.float32)
+    out = jnp.einsum("bngs,bnsd->bngd", unnorm.astype(values.dtype), values, preferred_element_type=jnp.float32)
     return (out / jnp.sum(unnorm, axis=-1)[..., None]).reshape(b, h * d)
 
 
