@@ -58,6 +58,18 @@ def _token_logliks(graphdef: nnx.GraphDef, params: Any, batch: Mapping[str, jax.
     return jnp.sum(tok * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
 
 
+def _answer_batches(examples: Sequence[TokenExample], rows: int, pad_id: int) -> list[dict[str, np.ndarray]]:
+    """(prompt, answer) examples in fixed-shape batches of ``rows`` (one length bucket: one program)."""
+    length = bucket_length(max(e.num_tokens for e in examples))
+    return [collate(examples[i:i + rows], length, rows, pad_id=pad_id).arrays for i in range(0, len(examples), rows)]
+
+
+def _answer_logliks(model, batches: Sequence[Mapping[str, np.ndarray]], n: int) -> np.ndarray:
+    """Per-example mean answer log-likelihood [n] over `_answer_batches` (padding rows dropped)."""
+    graphdef, params = nnx.split(model)
+    return np.concatenate([np.asarray(_token_logliks(graphdef, params, b)) for b in batches])[:n]
+
+
 class ProbeSuite:
     """Fixed teacher-answered probes per capability; ``profile(student)`` -> scores [C]."""
 
@@ -77,17 +89,13 @@ class ProbeSuite:
                                               max_new_tokens=max_new_tokens, mesh=mesh)
         examples = [TokenExample(encode_prompt(p), answer_tokens(tokenizer, a))
                     for p, a in zip(self.prompts, self.teacher_answers)]
-        length = bucket_length(max(e.num_tokens for e in examples))
         self.rows = rows
-        self.batches = [collate(examples[i:i + rows], length, rows, pad_id=tokenizer.pad_token_id).arrays
-                        for i in range(0, len(examples), rows)]
+        self.batches = _answer_batches(examples, rows, tokenizer.pad_token_id)
         self.max_new_tokens = max_new_tokens
 
     def loglik(self, model) -> np.ndarray:
         """Mean per-token log-likelihood of the teacher's answers, per capability [C]."""
-        graphdef, params = nnx.split(model)
-        scores = np.concatenate([np.asarray(_token_logliks(graphdef, params, b)) for b in self.batches])
-        scores = scores[: len(self.prompts)]
+        scores = _answer_logliks(model, self.batches, len(self.prompts))
         return np.asarray([scores[self.owner_arr == c].mean() for c in range(len(self.capabilities))])
 
     def exact_match(self, model) -> np.ndarray:
@@ -114,9 +122,4 @@ def task_loglik(model, task, tokenizer, encode_prompt: EncodePrompt, split: str 
     """Mean per-token log-likelihood of a split's reference answers under ``model``: a smooth
     stand-in for U_τ where exact match moves in steps of 1/len(split) (requirement interventions)."""
     examples = [TokenExample(encode_prompt(e.prompt), answer_tokens(tokenizer, e.answer)) for e in task.split(split)]
-    length = bucket_length(max(e.num_tokens for e in examples))
-    graphdef, params = nnx.split(model)
-    scores = [np.asarray(_token_logliks(graphdef, params, collate(examples[i:i + rows], length, rows,
-                                                                  pad_id=tokenizer.pad_token_id).arrays))
-              for i in range(0, len(examples), rows)]
-    return float(np.concatenate(scores)[: len(examples)].mean())
+    return float(_answer_logliks(model, _answer_batches(examples, rows, tokenizer.pad_token_id), len(examples)).mean())

@@ -214,18 +214,12 @@ def train(recipe: Recipe, world: World | None = None, mesh=None, progress: bool 
 def exact_match(model, world: World, examples: Sequence[Example], batch_size: int = 128,
                 max_new_tokens: int = 24) -> list[float]:
     """Greedy answers of ``model`` scored by the world's exact-match scorer, one score per example."""
-    from read_jax.sampling import generate
+    from read_jax.capabilities.probes import greedy_answers
 
     tokenizer = world.tokenizer()
-    scores: list[float] = []
-    for i in range(0, len(examples), batch_size):
-        chunk = examples[i:i + batch_size]
-        out = generate(model, [encode_prompt(tokenizer, e.prompt) for e in chunk],
-                       max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id)
-        for ex, toks in zip(chunk, out.tokens):
-            pred = tokenizer.decode(toks, skip_special_tokens=True)
-            scores.append(float(world.score(pred, ex)))
-    return scores
+    preds = greedy_answers(model, tokenizer, lambda p: encode_prompt(tokenizer, p), [e.prompt for e in examples],
+                           max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return [float(world.score(pred, ex)) for pred, ex in zip(preds, examples)]
 
 
 def capability_accuracy(model, world: World, n_per_capability: int = 64, seed: int = 7) -> dict[str, float]:
