@@ -76,6 +76,9 @@ class TrainConfig:
 
     rows: int = 32
     learning_rate: float = 1e-3
+    # linear warmup over the run's first updates: a fresh Adam's first steps move every weight by about
+    # ±learning_rate whatever its gradient, which wipes out much of what a small student knows
+    warmup_steps: int = 0
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 128
@@ -83,8 +86,9 @@ class TrainConfig:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.rows < 1 or self.learning_rate <= 0 or self.max_length < 8:
-            raise ReadJaxError("train.rows >= 1, train.learning_rate > 0 and train.max_length >= 8 are required")
+        if self.rows < 1 or self.learning_rate <= 0 or self.max_length < 8 or self.warmup_steps < 0:
+            raise ReadJaxError("train.rows >= 1, train.learning_rate > 0, train.max_length >= 8 and "
+                               "train.warmup_steps >= 0 are required")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +172,7 @@ class ReadRun:
         self.sampler = components.world.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
         loss = LossConfig(ce=1.0, kl=config.train.kl_weight, temperature=config.train.temperature, chunk_size=None)
         optimizer = OptimizerConfig(learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
-                                    max_grad_norm=config.train.max_grad_norm)
+                                    max_grad_norm=config.train.max_grad_norm, warmup_steps=config.train.warmup_steps)
         teacher = components.teacher if config.train.kl_weight > 0 else None
         # a private copy: the train step donates the student's buffers, and the caller's initial
         # student may seed several runs (one per policy)
@@ -348,6 +352,7 @@ class ReadRun:
             bar.set_postfix(used=f"{self.budget.used}/{self.budget.limit}",
                             dev="-" if rec["dev_utility"] is None else f"{rec['dev_utility']:.2f}")
         bar.close()
+        self.flush()
         return self.summary()
 
     # -- results -----------------------------------------------------------------------------
@@ -387,7 +392,13 @@ class ReadRun:
         return self._ckpt.latest_step() is not None
 
     def save(self) -> None:
+        """Checkpoint the state after interval ``t`` (written in the background, see `flush`)."""
         self._ckpt.save(self.t, self._trees(), self._meta())
+
+    def flush(self) -> None:
+        """Block until the latest interval's checkpoint is on disk (`run` ends with it); a run killed
+        while a write is pending resumes from the interval before."""
+        self._ckpt.wait()
 
     def _write_history(self) -> None:
         tmp = self.run_dir / (self.HISTORY + ".tmp")

@@ -35,6 +35,7 @@ def test_interrupted_run_resumes_exactly(tmp_path, components):
     part = ReadRun(CONFIG, components, tmp_path / "part", R, probes=probes, progress=False)
     part.step()
     part.step()
+    part.flush()  # interval 2's checkpoint is on disk (saves are written in the background)
     del part  # "crash" after interval 2
 
     resumed = ReadRun(CONFIG, components, tmp_path / "part", R, probes=probes, progress=False)
