@@ -19,14 +19,17 @@ import numpy as np
 
 from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, TrainConfig
 
-# the default task: of the composite tasks, the one where the shipped student starts above zero with both
-# of its skills (code, tool_use) weak (student recipe.json: task dev exact match 0.06)
-TASK = "code_tool"
+# The default task: a workload of code and tool-use requests (true r: code 0.6, tool_use 0.4, hidden
+# from ReAD), where the shipped student starts weak (test exact match 0.05).  Composed tasks such as
+# code_tool do not respond to capability-only distillation at this scale: with the oracle allocation,
+# code and tool-use accuracy roughly double while code_tool falls (the composition is forgotten);
+# they still run with --task.
+TASK = "dev_assistant"
 
 FULL = LoopConfig(
     task=TASK, budget_tokens=200_000, intervals=12, probes_per_capability=16, dev_every=0.25,
     generation=GenerationConfig(max_new_tokens=24, prompts_per_call=64),  # the longest answer + eos is 20
-    train=TrainConfig(rows=32, learning_rate=3e-4),
+    train=TrainConfig(rows=32, learning_rate=3e-4, warmup_steps=10),
     bandit=BanditConfig(),
 )
 QUICK = dataclasses.replace(FULL, budget_tokens=80_000, intervals=6, probes_per_capability=8, dev_every=0.5)
@@ -60,7 +63,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--seeds", type=int, default=1, help="run this many seeds (seed, seed+1, ...) and "
                                                              "summarise the utilities across them")
-    parser.add_argument("--task", default=TASK, help=f"composite task of the world (default {TASK})")
+    parser.add_argument("--task", default=TASK, help=f"downstream task of the world (default {TASK})")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")

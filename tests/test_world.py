@@ -127,6 +127,22 @@ def test_composite_tasks_really_compose(world):
         assert len({e.answer for e in t.dev}) > len(t.dev) // 4
 
 
+def test_workload_tasks_mix_capabilities_by_their_true_r(world):
+    """A workload's requests are capability examples, drawn in proportion to the task's true r."""
+    from read_jax.worlds import WORKLOAD_SPECS
+
+    for spec in WORKLOAD_SPECS:
+        t = world.task(spec.name)
+        caps = [e.capability for e in t.dev + t.test]
+        share = np.array([caps.count(c) for c in world.capabilities]) / len(caps)
+        assert set(caps) == {world.capabilities[i] for i in np.flatnonzero(t.true_r)}
+        assert np.abs(share - t.true_r).max() < 0.12, (spec.name, share, t.true_r)
+        assert all(world.solve(e.prompt, e.capability) == e.answer for e in t.dev)
+    # ReAD's generated data keeps clear of workload evaluation prompts
+    leak = world.leakage_filter()
+    assert all(leak.is_leaked(e.prompt) for e in world.task(WORKLOAD_SPECS[0].name).test)
+
+
 def test_composites_depend_on_both_components(world):
     """Corrupting either component solver breaks the task answer."""
     d = world.data
@@ -147,10 +163,10 @@ def test_true_requirements_and_card_option():
 
 def test_mixture_is_leak_free_and_covers_everything(world):
     mix = world.mixture(3000, seed=0)
-    evals = set(world.eval_prompts())
+    evals = set(world.eval_prompts(workloads=False))
     assert not any(e.prompt in evals for e in mix)
     sources = {e.source for e in mix}
-    assert sources == set(world.capabilities) | set(world.task_names)
+    assert sources == set(world.capabilities) | set(world.composite_task_names)
     only_caps = world.mixture(200, seed=0, task_share=0.0)
     assert all(e.capability is not None for e in only_caps)
 

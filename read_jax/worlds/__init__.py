@@ -26,7 +26,7 @@ length, styles), or start from `WorldConfig.preset("tiny" | "default" | "hard")`
 """
 
 from read_jax.worlds.data import WorldConfig, WorldData
-from read_jax.worlds.tasks import TASK_SPECS, TaskSpec
+from read_jax.worlds.tasks import TASK_SPECS, WORKLOAD_SPECS, TaskSpec, WorkloadSpec
 from read_jax.worlds.tokenizer import (
     CHARSET,
     SEP,
@@ -41,6 +41,8 @@ __all__ = [
     "CHARSET",
     "SEP",
     "TASK_SPECS",
+    "WORKLOAD_SPECS",
+    "WorkloadSpec",
     "TaskSpec",
     "World",
     "WorldConfig",

@@ -1,4 +1,10 @@
-"""Composite downstream tasks: each needs two capabilities, composed.
+"""Downstream tasks: composite ones (two capabilities, composed) and workloads (a mix).
+
+A *workload* task (`WORKLOAD_SPECS`) is a stream of requests, each an ordinary example of
+one capability, drawn with weights the world knows and ReAD does not (its true r); utility
+is exact match over the stream.  Composite tasks compose skills inside one answer; at the
+sizes a 2-core CPU trains, that composition is forgotten faster than capability-only
+distillation improves the skills (see `read_jax/demo.py`), so the demo runs on a workload.
 
 Every composite op has a direct `solve` (from slots and the world's data) and, in
 `ORACLES`, an oracle that answers a composite *prompt* using only the component
@@ -295,4 +301,36 @@ ORACLES: dict[str, Callable[["World", Mapping[str, str]], str]] = {
     "fx_min": _fx_oracle(-1),
 }
 
-__all__ = ["COMPOSITE_OPS", "ORACLES", "TASK_SPECS", "TaskSpec"]
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A task whose requests are single-capability examples, capability ~ ``requirement``."""
+
+    name: str
+    description: str
+    input_format: str
+    output_format: str
+    requirement: Mapping[str, float]  # the world's true r and the request mix (normalised by the World)
+    dev_seed: int
+    test_seed: int
+
+
+WORKLOAD_SPECS: tuple[WorkloadSpec, ...] = (
+    WorkloadSpec(
+        "dev_assistant",
+        "A developer assistant's request queue: some requests ask for the value of a tiny list program,"
+        " others ask for a structured tool call (timer, weather, flight, currency conversion).",
+        "a list program to evaluate, or a request for a tool",
+        "the program's value (e.g. 7 or [1,2,3]), or one tool call (e.g. timer(7,min))",
+        {"code": 0.6, "tool_use": 0.4}, 2101, 2102,
+    ),
+    WorkloadSpec(
+        "quiz_desk",
+        "A quiz helper's request queue: arithmetic questions, comparisons between people of the"
+        " knowledge base, and facts recalled about them.",
+        "a sum or difference, a who-is-older style question, or a question about a person",
+        "a number, a person's name, or a fact (city, colour, pet, age)",
+        {"math": 0.5, "reasoning": 0.3, "general_knowledge": 0.2}, 2201, 2202,
+    ),
+)
+
+__all__ = ["COMPOSITE_OPS", "ORACLES", "TASK_SPECS", "TaskSpec", "WORKLOAD_SPECS", "WorkloadSpec"]

@@ -3,7 +3,7 @@
     world = World(seed=0)                                  # WorldConfig() defaults
     world.capabilities                                     # 8 capability names
     world.sample("math", 16, seed=3, difficulty="hard")    # -> list[Example]
-    world.tasks, world.task("word_problem")                # composite downstream tasks
+    world.tasks, world.task("word_problem")                # composite and workload downstream tasks
     world.mixture(10_000, seed=0)                          # teacher-training mixture
     world.prompt_sampler(seed=0)                           # ReAD's PromptSampler over this world
     world.tokenizer()                                      # char-level PreTrainedTokenizerFast
@@ -14,6 +14,7 @@ arguments always give the same examples.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -35,7 +36,7 @@ from read_jax.capabilities.templates import Template, TemplateLibrary
 from read_jax.errors import ReadJaxError
 from read_jax.worlds.data import WorldConfig, WorldData, build_world_data
 from read_jax.worlds.ops import OPS, Op
-from read_jax.worlds.tasks import COMPOSITE_OPS, ORACLES, TASK_SPECS, TaskSpec
+from read_jax.worlds.tasks import COMPOSITE_OPS, ORACLES, TASK_SPECS, WORKLOAD_SPECS, TaskSpec, WorkloadSpec
 from read_jax.worlds.tokenizer import SEP, build_tokenizer
 
 _HERE = Path(__file__).parent
@@ -140,9 +141,9 @@ class World:
         if capability in self.capabilities:
             temps = self.library.for_capability(capability)
             stream = self.capabilities.index(capability)
-        elif capability in self.task_names:
+        elif capability in self.composite_task_names:
             temps = self.task_library.for_capability(capability)
-            stream = 100 + self.task_names.index(capability)
+            stream = 100 + self.composite_task_names.index(capability)
             if difficulty is not None:
                 raise ReadJaxError("difficulty filters apply to capability examples only")
         else:
@@ -186,7 +187,10 @@ class World:
         return answers.pop()
 
     def oracle(self, example: Example | str) -> str:
-        """Answer a composite-task prompt by composing component-capability solvers only."""
+        """Answer a composite-task prompt by composing component-capability solvers only (a workload
+        request, one capability's example, by that capability's solver)."""
+        if isinstance(example, Example) and example.task is not None and example.capability is not None:
+            return self.solve(example.prompt, example.capability)
         prompt = example.prompt if isinstance(example, Example) else example
         parses = self.task_library.parse(prompt)
         answers = {ORACLES[t.op](self, slots) for t, slots in parses}
@@ -201,39 +205,58 @@ class World:
 
     # ------------------------------------------------------------------ tasks
     @property
-    def task_names(self) -> tuple[str, ...]:
+    def composite_task_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in TASK_SPECS)
 
-    def _true_r(self, spec: TaskSpec) -> np.ndarray:
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """Composite tasks, then workloads."""
+        return self.composite_task_names + tuple(s.name for s in WORKLOAD_SPECS)
+
+    def _true_r(self, spec: TaskSpec | WorkloadSpec) -> np.ndarray:
         return self.registry.vector(spec.requirement, normalise=True)
 
-    def _draw_unique(self, task: str, rng: np.random.Generator, n: int, exclude: set[str]) -> list[Example]:
-        temps = self.task_library.for_capability(task)
+    def _draw_unique(self, spec: TaskSpec | WorkloadSpec, rng: np.random.Generator, n: int, exclude: set[str]
+                     ) -> list[Example]:
+        """``n`` distinct examples of a task: its composite templates, or (a workload) capability
+        examples with the capability drawn from the task's true r."""
+        if isinstance(spec, WorkloadSpec):
+            mix = self._true_r(spec)
+            libs = [self.library.for_capability(c) for c in self.capabilities]
+
+            def draw() -> Example:
+                temps = libs[int(rng.choice(len(mix), p=mix))]
+                return dataclasses.replace(self.instantiate(temps[int(rng.integers(len(temps)))], rng), task=spec.name)
+        else:
+            temps = self.task_library.for_capability(spec.name)
+
+            def draw() -> Example:
+                return self.instantiate(temps[int(rng.integers(len(temps)))], rng)
         out: list[Example] = []
         seen = set(exclude)
         for _ in range(n * 200):
             if len(out) == n:
                 break
-            ex = self.instantiate(temps[int(rng.integers(len(temps)))], rng)
+            ex = draw()
             if ex.prompt in seen:
                 continue
             seen.add(ex.prompt)
             out.append(ex)
         if len(out) != n:
-            raise ReadJaxError(f"task {task!r}: could only draw {len(out)} distinct examples of {n}")
+            raise ReadJaxError(f"task {spec.name!r}: could only draw {len(out)} distinct examples of {n}")
         return out
 
     @cached_property
     def tasks(self) -> tuple[Task, ...]:
         out = []
-        for i, spec in enumerate(TASK_SPECS):
+        for i, spec in enumerate(TASK_SPECS + WORKLOAD_SPECS):
             ex_rng = np.random.default_rng([self.seed, _EXEMPLAR, i])
-            exemplars = self._draw_unique(spec.name, ex_rng, 3, set())
+            exemplars = self._draw_unique(spec, ex_rng, 3, set())
             taken = {e.prompt for e in exemplars}
-            dev = self._draw_unique(spec.name, np.random.default_rng([self.seed, _TASK, spec.dev_seed]),
+            dev = self._draw_unique(spec, np.random.default_rng([self.seed, _TASK, spec.dev_seed]),
                                     self.config.dev_size, taken)
             taken |= {e.prompt for e in dev}
-            test = self._draw_unique(spec.name, np.random.default_rng([self.seed, _TASK, spec.test_seed]),
+            test = self._draw_unique(spec, np.random.default_rng([self.seed, _TASK, spec.test_seed]),
                                      self.config.test_size, taken)
             r = self._true_r(spec)
             card = TaskCard(
@@ -260,10 +283,13 @@ class World:
     def true_requirements(self) -> dict[str, np.ndarray]:
         return {t.name: t.true_r for t in self.tasks}
 
-    def eval_prompts(self) -> list[str]:
-        """Every prompt of every task's dev and test split and card exemplars."""
+    def eval_prompts(self, workloads: bool = True) -> list[str]:
+        """Every prompt of every task's dev and test split and card exemplars (composite tasks only
+        without ``workloads``)."""
         out = []
         for t in self.tasks:
+            if not workloads and t.name not in self.composite_task_names:
+                continue
             out.extend(e.prompt for e in t.dev + t.test)
             out.extend(p for p, _ in t.card.exemplars)
         return out
@@ -295,19 +321,21 @@ class World:
     ) -> Iterator[Example]:
         """Endless teacher-training stream: capabilities ~ weights, composite tasks with `task_share`.
 
-        Task examples never repeat an evaluation prompt (dev, test, exemplars); `exclude`
-        adds more prompts to keep out (e.g. a probe suite).
+        No example repeats a composite task's evaluation prompt (dev, test, exemplars); `exclude`
+        adds more prompts to keep out (e.g. a probe suite).  Workload tasks' prompts are not
+        kept out: the shipped recipes' streams predate them, and the filter changes the stream
+        (they are kept out of ReAD's generated data, see `prompt_sampler`).
         """
         if not (0.0 <= task_share <= 1.0):
             raise ReadJaxError("task_share must be in [0, 1]")
         cw = self.registry.vector(capability_weights or {c: 1.0 for c in self.capabilities}, normalise=True)
-        task_list = list(tasks if tasks is not None else self.task_names)
+        task_list = list(tasks if tasks is not None else self.composite_task_names)
         for t in task_list:
-            if t not in self.task_names:
-                raise ReadJaxError(f"unknown task {t!r}")
+            if t not in self.composite_task_names:
+                raise ReadJaxError(f"unknown composite task {t!r}")
         if not task_list:
             task_share = 0.0
-        leak = self.leakage_filter()
+        leak = LeakageFilter(self.eval_prompts(workloads=False))
         rng = np.random.default_rng([self.seed, _MIX, seed])
         cap_temps = [self.library.for_capability(c) for c in self.capabilities]
         task_temps = [self.task_library.for_capability(t) for t in task_list]
