@@ -30,25 +30,15 @@ def test_recipes_share_the_world():
     assert (STUDENT.world_seed, STUDENT.world_preset) == (TEACHER.world_seed, TEACHER.world_preset)
 
 
-# The shipped teacher (recipe.json) scores 1.0 on six capabilities, 0.98 on multilingual and 0.86 on
-# code: code is the one capability below the project's 0.9 target; the strict xfail turns into a
-# failure the day a recipe reaches it, so the marker cannot outlive the gap.
-BELOW_TARGET = {"code": 0.8}
+# 256 fresh examples per capability: at 64 the standard error near 0.9 is about 0.04, enough to
+# move a capability across the line between seeds.  The shipped teacher (recipe.json): 1.0 on five
+# capabilities, long_context 0.99, multilingual 0.98, code 0.92.
+N_EVAL = 256
 
 
-@pytest.fixture(scope="module")
-def teacher_accuracy(teacher, world):
-    return capability_accuracy(teacher, world, n_per_capability=64, seed=11)
-
-
-def test_shipped_teacher_masters_the_capabilities(teacher_accuracy):
-    for c, a in teacher_accuracy.items():
-        assert a >= BELOW_TARGET.get(c, THRESHOLD), (c, teacher_accuracy)
-
-
-@pytest.mark.xfail(strict=True, reason="code: 0.86 exact match, below the 0.9 target (see recipe.json)")
-def test_shipped_teacher_reaches_the_target_on_every_capability(teacher_accuracy):
-    assert min(teacher_accuracy.values()) >= THRESHOLD, teacher_accuracy
+def test_shipped_teacher_reaches_the_target_on_every_capability(teacher, world):
+    acc = capability_accuracy(teacher, world, n_per_capability=N_EVAL, seed=11)
+    assert min(acc.values()) >= THRESHOLD, acc
 
 
 def test_shipped_student_is_small_and_weak_but_not_blank(teacher, world):
@@ -64,5 +54,5 @@ def test_shipped_student_is_small_and_weak_but_not_blank(teacher, world):
 @pytest.mark.slow
 def test_teacher_recipe_reaches_the_threshold(world):
     model, log = train(TEACHER, world=world, progress=False)
-    acc = capability_accuracy(model, world, n_per_capability=64, seed=11)
+    acc = capability_accuracy(model, world, n_per_capability=N_EVAL, seed=11)
     assert min(acc.values()) >= THRESHOLD, (acc, log["seconds"])
