@@ -41,6 +41,8 @@ class ExperimentConfig:
     intervention_tokens: int = 3000
     # ΔU of an intervention: "loglik" (mean log-likelihood of the dev answers: smooth) or "exact_match"
     intervention_utility: str = "loglik"
+    # fit ΔU ≈ b + rᵀΔs with a free intercept b (the change every intervention shares, see fit_requirement)
+    intervention_intercept: bool = True
     eval_split: str = "test"
 
     def __post_init__(self) -> None:
@@ -185,7 +187,7 @@ class Experiment:
             records.append(InterventionRecord(cfg.loop.task, tuple(w), tuple(ds), du))
             if self.progress:
                 print(f"  intervention {i + 1}/{len(allocations)}: ΔU = {du:+.3f}")
-        r = fit_requirement(records)
+        r = fit_requirement(records, intercept=cfg.intervention_intercept)
         return r, [dataclasses.asdict(x) for x in records]
 
     # -- policies ------------------------------------------------------------------------------

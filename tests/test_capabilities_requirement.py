@@ -48,6 +48,18 @@ def test_fit_recovers_known_r(free_scale, scale):
     assert R.requirement_metrics(est, r)["topk_overlap"] == 1.0
 
 
+def test_fit_with_intercept_ignores_a_shared_drift():
+    """Every intervention also moves U by the same amount (e.g. format drift): the plain fit is
+    pulled off r, the intercept fit is not."""
+    rng = np.random.default_rng(3)
+    r = np.array([0.0, 0.0, 0.0, 0.0, 0.6, 0.4, 0.0, 0.0])
+    ds = rng.normal(0.0, 0.05, size=(12, 8)) - 0.05
+    du = ds @ r - 0.03 + rng.normal(0.0, 0.002, size=12)
+    with_b = R.fit_requirement(ds, du, intercept=True)
+    assert np.abs(with_b - r).sum() < 0.15, with_b
+    assert np.abs(R.fit_requirement(ds, du) - r).sum() > np.abs(with_b - r).sum()
+
+
 def test_fit_degenerate_and_validation():
     rng = np.random.default_rng(1)
     ds = rng.normal(size=(20, 4))

@@ -125,12 +125,17 @@ def fit_requirement(
     delta_u: np.ndarray | None = None,
     *,
     free_scale: bool = True,
+    intercept: bool = False,
     l2: float = 0.0,
     steps: int = 3000,
 ) -> np.ndarray:
-    """r on the simplex minimising Σ (ΔU − a·rᵀΔs)² (a = 1 unless `free_scale`).
+    """r on the simplex minimising Σ (ΔU − b − a·rᵀΔs)² (a = 1 unless `free_scale`; b = 0 unless
+    `intercept`).
 
-    `delta_s` is [N, C] (or a list of records, then `delta_u` is read from them).
+    `delta_s` is [N, C] (or a list of records, then `delta_u` is read from them).  With
+    `intercept` the fit absorbs a change every intervention shares whatever its allocation (a
+    small student distilled on any capability data drifts away from the task's output format);
+    the free intercept is solved in closed form by centring ΔU and Δs.
     Returns uniform r when the non-negative fit is identically zero (no positive signal).
     """
     if delta_u is None:
@@ -140,6 +145,8 @@ def fit_requirement(
     if ds.ndim != 2 or ds.shape[0] != du.shape[0] or ds.shape[0] == 0:
         raise ReadJaxError(f"delta_s must be [N, C] and delta_u [N], got {ds.shape} and {du.shape}")
     c = ds.shape[1]
+    if intercept:
+        ds, du = ds - ds.mean(axis=0), du - du.mean()
     ds32, du32 = jnp.asarray(ds, jnp.float32), jnp.asarray(du, jnp.float32)
     if free_scale:
         g = np.asarray(_fit_nonneg(ds32, du32, jnp.float32(l2), steps=steps), np.float64)
