@@ -27,7 +27,7 @@ from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, TrainConfi
 TASK = "dev_assistant"
 
 FULL = LoopConfig(
-    task=TASK, budget_tokens=200_000, intervals=12, probes_per_capability=16, dev_every=0.25,
+    task=TASK, budget_tokens=400_000, intervals=12, probes_per_capability=32, dev_every=0.25,
     generation=GenerationConfig(max_new_tokens=24, prompts_per_call=64),  # the longest answer + eos is 20
     train=TrainConfig(rows=32, learning_rate=3e-4, warmup_steps=10),
     bandit=BanditConfig(),
@@ -53,7 +53,7 @@ def demo_config(quick: bool, seed: int, policies: tuple[str, ...] = ("read_ucb",
 
     loop = dataclasses.replace(QUICK if quick else FULL, seed=seed, task=task)
     return ExperimentConfig(loop=loop, policies=policies, requirement="interventions",
-                            interventions=4 if quick else 8, intervention_tokens=8_000 if quick else 12_000)
+                            interventions=6 if quick else 12, intervention_tokens=8_000 if quick else 12_000)
 
 
 def main(argv: list[str]) -> int:
