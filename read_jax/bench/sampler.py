@@ -5,6 +5,9 @@ loaded with `load_hf`, so they are identical) on this machine's CPU cores in one
 batch 8, prompts of 32 tokens, 128 new tokens, no eos (both sides generate the full length).
 torch gets ``torch.set_num_threads(<threads>)`` (default: the machine's core count); XLA uses
 the same cores.  Compile time (first call) is reported separately from the timed repeats.
+`weight_stream_floor` times a loop that does nothing but multiply a batch of activations by
+every weight matrix a decode step reads: the memory-bound floor of a float32 decode step on
+this machine, and the tokens/s (and ratio to torch) it would allow.
 read_jax runs through a `Sampler` built once (one ``nnx.split``; its cost is reported).
 Rounds alternate read_jax / torch so both see the same machine load; wall and process CPU
 seconds are both reported, with the load average.  On a loaded machine torch's 2-thread
@@ -32,6 +35,51 @@ MODEL = dict(vocab_size=2048, hidden_size=256, intermediate_size=688, num_hidden
 
 def _stats(xs: list[float]) -> dict[str, float]:
     return {"min": min(xs), "median": statistics.median(xs), "max": max(xs)}
+
+
+def weight_stream_floor(model, batch: int, steps: int = 128, repeats: int = 3) -> dict[str, float]:
+    """The decode step's matrix products alone: a loop of ``steps`` iterations that multiplies a
+    [batch, in] activation by every 2-D matrix the step reads (projections, MLP, output head;
+    not the embedding, which is gathered), one after the other, nothing else.
+
+    With a batch of a few rows a decode step is bound by reading its weights from memory, and
+    its products form a dependency chain (each layer waits for the one before); this loop keeps
+    both properties (every product's input depends, by a scalar, on the previous product's
+    output, which also stops XLA hoisting them out of the loop), so its time per iteration is
+    a floor a float32 decode step on this machine does not beat.
+    """
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    config = model.config
+    kernels = [v for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
+               if v.get_value().ndim == 2 and "embed_tokens" not in map(str, path)]
+    mats = [jnp.asarray(k.get_value()) for k in kernels]
+    if config.tie_word_embeddings:
+        mats.append(jnp.asarray(model.embed_tokens.get_value()).T)
+    dims = sorted({m.shape[0] for m in mats})
+
+    @jax.jit
+    def loop(xs):
+        def body(_, xs):
+            total = jnp.zeros((), jnp.float32)
+            for m in mats:
+                total = total + jnp.sum((xs[dims.index(m.shape[0])] + 1e-9 * total) @ m)
+            return tuple(x + 1e-9 * total for x in xs)
+        return jax.lax.fori_loop(0, steps, body, xs)
+
+    xs = tuple(jnp.ones((batch, d), jnp.float32) for d in dims)
+    jax.block_until_ready(loop(xs))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(loop(xs))
+        times.append((time.perf_counter() - t0) / steps)
+    best = min(times)
+    return {"weight_bytes_per_step": int(sum(m.size * m.dtype.itemsize for m in mats)),
+            "seconds_per_step": best, "gb_per_s": sum(m.size * m.dtype.itemsize for m in mats) / best / 1e9,
+            "tokens_per_s_ceiling": batch / best}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             _, wall, cpu = timed(run_torch, args.torch_reference_threads)
             times["torch_ref"].append((wall, cpu))
     torch.set_num_threads(args.threads)
+    floor = weight_stream_floor(model, b)
     load_after = os.getloadavg()
 
     ref_tokens = ref[:, args.prompt_len:].numpy()
@@ -139,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         "read_jax_compile_seconds": first_call - jax_side["seconds"]["median"],
         "read_jax_sampler_construction_seconds": sampler_seconds,
         "torch_first_call_seconds": torch_first,
+        # read_jax's best round against the tokens/s that streaming the weights alone allows
+        "weight_stream_floor": {**floor, "read_jax_best_share_of_ceiling":
+                                jax_side["tokens_per_s_stats"]["max"] / floor["tokens_per_s_ceiling"],
+                                "ratio_ceiling": floor["tokens_per_s_ceiling"] / torch_side["tokens_per_s"]},
         "tokens_identical": identical,
         "rows_agreeing_prefix": agree,
         "config": {**MODEL, "batch": b, "prompt_len": args.prompt_len, "new_tokens": n, "dtype": "float32",
@@ -162,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"read_jax {ours_tps:9.1f} tok/s   (median of {args.repeats}; first call {first_call:.2f}s)")
         print(f"torch    {torch_tps:9.1f} tok/s   ({args.threads} threads)")
         print(f"ratio    {ours_tps / torch_tps:9.2f}x   tokens identical: {identical}")
+        f = result["weight_stream_floor"]
+        print(f"floor    {f['tokens_per_s_ceiling']:9.1f} tok/s   (streaming {f['weight_bytes_per_step'] / 1e6:.1f} MB of "
+              f"weights per step at {f['gb_per_s']:.1f} GB/s; ratio ceiling {f['ratio_ceiling']:.2f}x)")
     return 0 if identical else 1
 
 
