@@ -10,7 +10,8 @@ teacher recipe (tens of minutes on a 2-core CPU) and checks the same threshold.
 import numpy as np
 import pytest
 
-from read_jax.worlds.recipe import STUDENT, TEACHER, asset_dir, capability_accuracy, load_or_train, train
+from read_jax.worlds.recipe import (STUDENT, TEACHER, asset_dir, capability_accuracy, load_or_train, train,
+                                    training_stream)
 
 THRESHOLD = 0.9
 
@@ -49,6 +50,16 @@ def test_shipped_student_is_small_and_weak_but_not_blank(teacher, world):
     weak = [c for c, a in acc.items() if a <= 0.5]
     assert len(weak) > len(acc) / 2, acc            # weak on most capabilities
     assert np.mean(list(acc.values())) > 0.02, acc  # but not at zero
+
+
+def test_student_never_trains_on_workload_evaluation_prompts(world):
+    """Workload requests are ordinary capability prompts; the student's stream skips their dev / test
+    / exemplar prompts (its starting utility would otherwise partly be recall)."""
+    assert STUDENT.hold_out_workload_evals and not TEACHER.hold_out_workload_evals
+    held_out = {e.prompt for t in world.tasks if t.name not in world.composite_task_names for e in t.dev + t.test}
+    assert held_out
+    stream = training_stream(world, STUDENT)
+    assert not any(next(stream).prompt in held_out for _ in range(5000))
 
 
 @pytest.mark.slow

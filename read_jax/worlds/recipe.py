@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from read_jax.capabilities.registry import Example
+from read_jax.capabilities.sampler import LeakageFilter
 from read_jax.distill.batching import collate
 from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
@@ -66,6 +67,10 @@ class Recipe:
     world_preset: str = "default"  # `WorldConfig.preset` name: the world the model is trained on
     data_seed: int = 0
     init_seed: int = 0
+    # keep the workload tasks' evaluation prompts (dev, test, exemplars) out of the training stream:
+    # their requests are ordinary capability prompts, and the tiny world's prompt space is small
+    # enough that a long stream repeats many of them (see `World.iter_mixture`)
+    hold_out_workload_evals: bool = False
 
     def world(self) -> World:
         return World(self.world_seed, WorldConfig.preset(self.world_preset))
@@ -80,8 +85,10 @@ class Recipe:
     def hash(self) -> str:
         """Names the checkpoint: the recipe, the world's knob values and the world generator's version."""
         world = dataclasses.asdict(WorldConfig.preset(self.world_preset))
-        blob = json.dumps({**dataclasses.asdict(self), "world": world, "world_version": WORLD_VERSION},
-                          sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if not fields["hold_out_workload_evals"]:  # the field postdates shipped recipes: their hashes stay
+            del fields["hold_out_workload_evals"]
+        blob = json.dumps({**fields, "world": world, "world_version": WORLD_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -110,6 +117,8 @@ STUDENT = Recipe(
     world_preset=WORLD_PRESET,
     init_seed=1,
     data_seed=1,
+    # the student's starting utility on a workload must not come from having seen its test requests
+    hold_out_workload_evals=True,
 )
 
 
@@ -162,10 +171,16 @@ LENGTH_STEP = 16  # batches are padded to a multiple of this: a handful of compi
 POOL_BATCHES = 16  # examples are length-sorted within a pool of this many batches
 
 
+def training_stream(world: World, recipe: Recipe) -> Iterator[Example]:
+    """The recipe's endless stream of training examples (before batching)."""
+    held_out = LeakageFilter(world.eval_prompts()) if recipe.hold_out_workload_evals else None
+    return world.iter_mixture(recipe.data_seed, task_share=recipe.task_share,
+                              capability_weights=recipe.mixture_weights(world.capabilities), exclude=held_out)
+
+
 def _batches(world: World, recipe: Recipe, tokenizer) -> Iterator[dict[str, np.ndarray]]:
     """Length-bucketed batches: sorting a pool by length roughly halves the padded tokens."""
-    stream = world.iter_mixture(recipe.data_seed, task_share=recipe.task_share,
-                                capability_weights=recipe.mixture_weights(world.capabilities))
+    stream = training_stream(world, recipe)
     rng = np.random.default_rng(recipe.data_seed)
     while True:
         pool = [next(stream) for _ in range(recipe.batch_size * POOL_BATCHES)]
