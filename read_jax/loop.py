@@ -201,12 +201,23 @@ class ReadRun:
         self.next_dev = config.dev_every
         self.history: list[dict[str, Any]] = []
         self.initial_profile = self.s.copy()
+        self._compile_policy()
         self._ckpt = RunCheckpointer(self.run_dir / self.CHECKPOINTS, max_to_keep=2)
         run_file = self.run_dir / self.RUN_FILE
         if not run_file.exists():
             tmp = run_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"config": to_dict(config), "requirement": self.r.tolist()}, indent=2))
             tmp.replace(run_file)
+
+    def _compile_policy(self) -> None:
+        """Run the policy's select and update once on this run's shapes and throw the results away:
+        XLA compiles them at setup instead of inside the first interval's bandit time (one-time
+        work that is not per-interval overhead).  The policy is pure, so its state is unchanged."""
+        x = make_context(self.r, self.s, 1.0, self.w_prev, self.ds_prev)
+        w, state = self.policy.select(self.policy_state, x, self.actions, jax.random.fold_in(self.key, 20_000))
+        w = np.asarray(jax.device_get(w), np.float64)
+        jax.block_until_ready(self.policy.update(state, x, jnp.asarray(w, jnp.float32), jnp.asarray(0.0, jnp.float32),
+                                                 delta_s=jnp.zeros(len(self.caps), jnp.float32)))
 
     # -- one interval ----------------------------------------------------------------------
     def done(self) -> bool:
