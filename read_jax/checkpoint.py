@@ -74,7 +74,7 @@ class RunCheckpointer:
     def restore(self, targets: dict[str, Any], step: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """Restore every item of ``targets`` (live pytrees or abstract ones) and the metadata."""
         self.wait()
-        step = self.latest_step() if step is None else step
+        step = self._manager.latest_step() if step is None else step
         if step is None:
             raise ReadJaxError(f"{self.directory}: no checkpoint to resume from")
         args = {STATE: ocp.args.StandardRestore(abstract_like(dict(targets))), META: ocp.args.JsonRestore()}

@@ -10,8 +10,8 @@ teacher recipe (tens of minutes on a 2-core CPU) and checks the same threshold.
 import numpy as np
 import pytest
 
-from read_jax.worlds.recipe import (STUDENT, TEACHER, asset_dir, capability_accuracy, load_or_train, train,
-                                    training_stream)
+from read_jax.worlds.recipe import (STUDENT, TEACHER, acceptance_accuracy, asset_dir, capability_accuracy,
+                                    load_or_train, train, training_stream)
 
 THRESHOLD = 0.9
 
@@ -31,14 +31,12 @@ def test_recipes_share_the_world():
     assert (STUDENT.world_seed, STUDENT.world_preset) == (TEACHER.world_seed, TEACHER.world_preset)
 
 
-# 256 fresh examples per capability: at 64 the standard error near 0.9 is about 0.04, enough to
-# move a capability across the line between seeds.  The shipped teacher (recipe.json): 1.0 on five
-# capabilities, long_context 0.99, multilingual 0.98, code 0.92.
-N_EVAL = 256
+# Scored by `acceptance_accuracy` (256 fresh examples per capability).  The shipped teacher
+# (recipe.json): 1.0 on five capabilities, long_context 0.99, multilingual 0.98, code 0.92.
 
 
 def test_shipped_teacher_reaches_the_target_on_every_capability(teacher, world):
-    acc = capability_accuracy(teacher, world, n_per_capability=N_EVAL, seed=11)
+    acc = acceptance_accuracy(teacher, world)
     assert min(acc.values()) >= THRESHOLD, acc
 
 
@@ -65,5 +63,5 @@ def test_student_never_trains_on_workload_evaluation_prompts(world):
 @pytest.mark.slow
 def test_teacher_recipe_reaches_the_threshold(world):
     model, log = train(TEACHER, world=world, progress=False)
-    acc = capability_accuracy(model, world, n_per_capability=N_EVAL, seed=11)
+    acc = acceptance_accuracy(model, world)
     assert min(acc.values()) >= THRESHOLD, (acc, log["seconds"])

@@ -77,8 +77,8 @@ def weight_stream_floor(model, batch: int, steps: int = 128, repeats: int = 3) -
         jax.block_until_ready(loop(xs))
         times.append((time.perf_counter() - t0) / steps)
     best = min(times)
-    return {"weight_bytes_per_step": int(sum(m.size * m.dtype.itemsize for m in mats)),
-            "seconds_per_step": best, "gb_per_s": sum(m.size * m.dtype.itemsize for m in mats) / best / 1e9,
+    nbytes = int(sum(m.size * m.dtype.itemsize for m in mats))
+    return {"weight_bytes_per_step": nbytes, "seconds_per_step": best, "gb_per_s": nbytes / best / 1e9,
             "tokens_per_s_ceiling": batch / best}
 
 
