@@ -21,11 +21,13 @@ How it runs
   ``max_new_tokens`` or when every row has emitted an end-of-sequence id).  The prefill
   output (KV cache, logits, positions, done mask) is donated to ``decode``, so the cache is
   updated in place; sampling is compiled once, in ``decode`` only.
-- The decode step (`decode_step`) is built from the model's own sub-modules but keeps its
-  cache as keys [B, KVH, K, S] and values [B, KVH, S, K] (`DecodeCache`), so both products
-  of single-query attention are plain batched matmuls with the reduced dimension where
-  XLA:CPU wants it; the model's [B, S, KVH, K] layout made XLA copy a transposed cache
-  every layer and step.
+- The decode step (`decode_step`) is built from the model's own sub-modules' parameters but
+  keeps its residual stream feature-major ([hidden, batch]) and multiplies by the weights
+  from the left (`DecodeMatrices`: on CPU, [out, in] copies with each layer's q/k/v and
+  gate/up stacked, made once per `Sampler`); its cache keeps keys [B, KVH, K, S] and values
+  [B, KVH, S, K] (`DecodeCache`), and on CPU the single-query attention is written as
+  multiply-and-reduce, which XLA:CPU's YNN reductions run fastest (`_attend_one`,
+  `DECODE_COMPILER_OPTIONS`).
 - Compiles are bounded by bucketing: batch, prompt length and the new-token buffer are
   rounded up to powers of two (dummy rows are padded in, marked done from the start); the
   cache holds ``prompt_bucket + new_bucket`` slots, i.e. a sum of two powers of two, which
@@ -50,12 +52,10 @@ How it runs
   batch (and the KV cache) is sharded over the data axes, the cache's KV heads over 'tp'.
 
 Where the time goes (2-core CPU, the `read-jax bench sampler` Llama: batch 8, 32 + 128
-tokens; process CPU time per decode step, by ablation): MLP ~1.6 ms, attention over the
-160-slot cache ~1.0 ms, output head ~0.5 ms, RoPE + norms ~0.15 ms, q/k/v/o projections and
-sampling bookkeeping ~0.4 ms -- i.e. streaming the weights and the cache, not per-step
-overhead.  Attending only to the filled part of the cache (a ``lax.switch`` over four
-static lengths) measured no gain on CPU (the slices are copied); fusing q/k/v and gate/up
-kernels was within noise and would copy the weights.
+tokens; XLA:CPU profile of one decode step): the matrix products ~45 %, attention over the
+160-slot cache ~35 %, the rest (norms, RoPE, cache writes, sampling, log-probs) ~20 %.
+Attending only to the filled part of the cache (a ``lax.switch`` over four static lengths)
+measured no gain on CPU (the slices are copied).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ import numpy as np
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from read_jax.models.decoder import Decoder, KVCache, apply_rope, rope_tables
+from read_jax.models.decoder import Decoder, KVCache, _rope_tables_once, apply_rope
 from read_jax.sharding import BATCH_AXES, batch_sharding, named_sharding, state_shardings
 
 Array = jax.Array
@@ -79,6 +79,11 @@ Array = jax.Array
 MIN_PROMPT_BUCKET = 8
 MIN_EOS_SLOTS = 4
 _MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # as the model's attention mask
+# The decode loop hands only reductions to XLA:CPU's YNN library fusions: its dots go to
+# XLA's own kernels, which run the feature-major [out, in] x [in, B] products ~1.5x faster
+# and over both cores (see DecodeMatrices), while YNN runs the multiply-reduce attention
+# (`_attend_one`) ~2x faster than XLA's batched dots.  A CPU option; other backends ignore it.
+DECODE_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 __all__ = ["DecodeCache", "GenerateOutput", "Sampler", "bucket", "compile_count", "decode_step", "generate",
            "generate_text", "sample_logits"]
@@ -286,29 +291,125 @@ class DecodeCache:
         return self.key_mask.shape[1]
 
 
-def _attend_one(q: Array, keys: Array, values: Array, bias: Array) -> Array:
+def _attend_one(q: Array, keys: Array, values: Array, bias: Array, products: bool = True) -> Array:
     """Single-query grouped attention.  q: [B, H, K]; keys: [B, KVH, K, S]; values: [B, KVH, S, K]; bias: [B, S]
     (0 for a valid key, a large negative number otherwise).  Float32 scores and softmax; the
-    normalisation is applied after the value product ([B, H, K] divides, not [B, H, S])."""
+    normalisation is applied after the value product ([B, H, K] divides, not [B, H, S]).
+
+    ``products``: both products as batched matmuls (einsum).  Otherwise as broadcast
+    multiplies reduced over the contracted axis, which XLA:CPU hands to its YNN reduction
+    kernels: 40-48 µs per layer and step, where its own batched dots (one small product
+    per batch row and head) took 85-100 µs (`DECODE_COMPILER_OPTIONS` keeps YNN for
+    reductions only; see `DecodeMatrices`).
+    """
     b, h, d = q.shape
     kvh = keys.shape[1]
     q = q.reshape(b, kvh, h // kvh, d).astype(keys.dtype)
-    scores = jnp.einsum("bngd,bnds->bngs", q, keys, preferred_element_type=jnp.float32)
+    f32 = jnp.float32
+    if products:
+        scores = jnp.einsum("bngd,bnds->bngs", q, keys, preferred_element_type=f32)
+    else:
+        scores = jnp.sum((q[..., None] * keys[:, :, None]).astype(f32), axis=3)
     scores = scores * (d ** -0.5) + bias[:, None, None, :]
     unnorm = jnp.exp(scores - jnp.max(scores, axis=-1, keepdims=True))
-    out = jnp.einsum("bngs,bnsd->bngd", unnorm.astype(values.dtype), values, preferred_element_type=jnp.float32)
+    if products:
+        out = jnp.einsum("bngs,bnsd->bngd", unnorm.astype(values.dtype), values, preferred_element_type=f32)
+    else:
+        out = jnp.sum((unnorm.astype(values.dtype)[..., None] * values[:, :, None]).astype(f32), axis=3)
     return (out / jnp.sum(unnorm, axis=-1)[..., None]).reshape(b, h * d)
 
 
-def decode_step(model: Decoder, token: Array, position: Array, cache: DecodeCache) -> tuple[Array, DecodeCache]:
+_GROUPS = ("qkv", "o", "gate_up", "down")  # a layer's projections, grouped by shared input
+
+
+@struct.dataclass
+class DecodeMatrices:
+    """The matrices a decode step multiplies by: per layer four groups of projections that
+    share an input -- (q, k, v), (o,), (gate, up), (down,) -- and the output head.
+
+    The decode step keeps its residual stream feature-major, ``[features, batch]``, and each
+    projection is ``W @ x`` with the weight as the *left* operand.  With a handful of rows,
+    ``x @ W`` is a skinny product dominated by re-reading (and re-packing) the weight for a
+    few rows; ``W[out, in] @ x[in, B]`` streams each weight row once against the whole
+    batch, and XLA:CPU's own dot kernels split it over the cores.  So with ``cpu=True``
+    (what `Sampler` builds on CPU) the matrices are ``[out, in]`` copies, each group
+    stacked into one matrix (one product per group: q/k/v and gate/up each read their
+    input once), and ``row_splits`` cuts the product back into its parts.  Measured on
+    the benchmark's shapes (2 cores, batch 8): the MLP products 750-1000 µs per 24 as
+    ``W @ x`` vs 1700-2200 as ``x @ W``, and stacking a layer's groups another ~25 %.
+    Accelerator compilers choose operand layouts themselves, so with ``cpu=False`` the
+    groups are the model's own ``[in, out]`` kernels (no copy; the copy is twice the
+    teacher's weights, acceptable on a CPU host, not in accelerator memory).
+    """
+
+    layers: tuple[tuple[tuple[Array, ...], ...], ...]  # [layer][group] -> matrices
+    head: Array                                       # [vocab, hidden] if cpu else [hidden, vocab]
+    cpu: bool = struct.field(pytree_node=False, default=False)
+    row_splits: tuple[tuple[int, ...], ...] = struct.field(pytree_node=False, default=())
+
+    @classmethod
+    def of(cls, model: Decoder, cpu: bool) -> "DecodeMatrices":
+        """``model``'s matrices, as views (``cpu=False``) or stacked ``[out, in]`` copies."""
+        def groups(layer) -> tuple[tuple[Array, ...], ...]:
+            a, m = layer.self_attn, layer.mlp
+            mods = ((a.q_proj, a.k_proj, a.v_proj), (a.o_proj,), (m.gate_proj, m.up_proj), (m.down_proj,))
+            return tuple(tuple(mod.kernel.get_value() for mod in g) for g in mods)
+
+        layers = tuple(groups(layer) for layer in model.layers)
+        if not cpu:
+            return cls(layers=layers, head=model.output_kernel(), cpu=False)
+        splits = tuple(tuple(w.shape[1] for w in g) for g in layers[0])
+        stacked = tuple(tuple((jnp.concatenate([w.T for w in g], axis=0),) for g in ws) for ws in layers)
+        head = (model.embed_tokens.get_value() if model.lm_head is None
+                else jnp.transpose(model.lm_head.kernel.get_value()))  # tied: the embedding is [vocab, hidden]
+        return cls(layers=stacked, head=head, cpu=True, row_splits=splits)
+
+    def products(self, layer: int, group: str, x: Array) -> tuple[Array, ...]:
+        """``x`` [in, B] through ``layer``'s projection ``group`` -> one [out, B] per projection."""
+        g = _GROUPS.index(group)
+        ws = self.layers[layer][g]
+        if not self.cpu:
+            return tuple(jnp.einsum("io,ib->ob", w, x) for w in ws)
+        y = ws[0] @ x
+        return tuple(jnp.split(y, np.cumsum(self.row_splits[g])[:-1].tolist(), axis=0))
+
+    def logits(self, x: Array) -> Array:
+        """Final hidden states [D, B] -> logits [V, B]."""
+        return self.head @ x if self.cpu else jnp.einsum("dv,db->vb", self.head, x)
+
+
+def _with_bias(y: Array, module) -> Array:
+    return y if module.bias is None else y + module.bias.get_value()[:, None]
+
+
+def _batch_major(y: Array) -> Array:
+    """[F, B] -> [B, F].  The barrier keeps XLA from folding the transpose into the product
+    that made ``y`` (which turns ``W @ x`` back into the slow ``x.T @ W.T`` form)."""
+    return jnp.transpose(jax.lax.optimization_barrier(y))
+
+
+def _rms_norm_fm(norm, x: Array) -> Array:
+    """`RMSNorm` of feature-major ``x`` [D, B] (statistics over axis 0, float32)."""
+    xf = x.astype(jnp.float32)
+    normed = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=0, keepdims=True) + norm.eps)
+    return (normed * norm.weight.get_value().astype(jnp.float32)[:, None]).astype(x.dtype)
+
+
+def decode_step(model: Decoder, token: Array, position: Array, cache: DecodeCache,
+                matrices: DecodeMatrices | None = None) -> tuple[Array, DecodeCache]:
     """One decode step for a [B] batch of tokens at RoPE ``position`` [B] -> (logits [B, V] f32, cache).
 
     The same computation as ``model(token[:, None], positions=position[:, None], cache=...)``,
-    built from the model's own sub-modules (norms, projections, RoPE, MLP, output head) with
-    the single-query attention of `_attend_one` over a `DecodeCache`.  Tested against the
-    model's full forward pass.
+    built from the model's own sub-modules' parameters (norms, projections, RoPE, MLP,
+    output head) with the single-query attention of `_attend_one` over a `DecodeCache`.  The
+    residual stream is feature-major, [D, B], and projections multiply by ``matrices``
+    (default: the model's kernels; see `DecodeMatrices`); per-head work (q/k norms, RoPE,
+    attention) runs batch-major on the small [B, heads, head_dim] tensors.  Tested against
+    the model's full forward pass in both matrix layouts.
     """
     config = model.config
+    if matrices is None:
+        matrices = DecodeMatrices.of(model, cpu=False)
     b = token.shape[0]
     index = cache.index
     key_mask = jax.lax.dynamic_update_slice(cache.key_mask, jnp.ones((b, 1), jnp.bool_), (0, index))
@@ -317,15 +418,14 @@ def decode_step(model: Decoder, token: Array, position: Array, cache: DecodeCach
     if config.sliding_window is not None:
         valid = valid & ((index - slots) < config.sliding_window)[None]
     bias = jnp.where(valid, 0.0, _MASK_VALUE).astype(jnp.float32)  # once per step, shared by all layers
-    cos, sin = rope_tables(config, position[:, None])
-    x = jnp.take(model.embed_tokens.get_value(), token[:, None], axis=0)  # [B, 1, D]
+    cos, sin = _rope_tables_once(config, position[:, None])  # once per step, not fused into every layer
+    x = jnp.transpose(jnp.take(model.embed_tokens.get_value(), token, axis=0))  # [D, B]
     keys, values = [], []
     for i, layer in enumerate(model.layers):
-        attn = layer.self_attn
-        h = layer.input_layernorm(x)
-        q = attn.q_proj(h).reshape(b, 1, attn.num_heads, attn.head_dim)
-        k = attn.k_proj(h).reshape(b, 1, attn.num_kv_heads, attn.head_dim)
-        v = attn.v_proj(h).reshape(b, 1, attn.num_kv_heads, attn.head_dim)
+        attn, mlp = layer.self_attn, layer.mlp
+        h = _rms_norm_fm(layer.input_layernorm, x)
+        q, k, v = (_batch_major(_with_bias(y, mod)).reshape(b, 1, -1, attn.head_dim)
+                   for y, mod in zip(matrices.products(i, "qkv", h), (attn.q_proj, attn.k_proj, attn.v_proj)))
         if attn.q_norm is not None:
             q, k = attn.q_norm(q), attn.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -335,10 +435,13 @@ def decode_step(model: Decoder, token: Array, position: Array, cache: DecodeCach
                                           (0, 0, index, 0))
         keys.append(kc)
         values.append(vc)
-        out = _attend_one(q[:, 0], kc, vc, bias).astype(x.dtype)
-        x = x + attn.o_proj(out[:, None])
-        x = x + layer.mlp(layer.post_attention_layernorm(x))
-    logits = model.logits_from_hidden(model.norm(x)[:, 0])
+        out = _attend_one(q[:, 0], kc, vc, bias, products=not matrices.cpu).astype(x.dtype)  # [B, H*K]
+        (o,) = matrices.products(i, "o", jnp.transpose(out))
+        x = x + _with_bias(o, attn.o_proj)
+        gate, up = matrices.products(i, "gate_up", _rms_norm_fm(layer.post_attention_layernorm, x))
+        (down,) = matrices.products(i, "down", jax.nn.silu(gate) * up)
+        x = x + down
+    logits = _batch_major(matrices.logits(_rms_norm_fm(model.norm, x))).astype(jnp.float32)
     return logits, DecodeCache(keys=tuple(keys), values=tuple(values), key_mask=key_mask, index=index + 1)
 
 
@@ -372,8 +475,9 @@ def _prefill(graphdef, state, ids: Array, mask: Array, active: Array, *, cache_l
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_out", "k", "mesh"), donate_argnames=("prefilled",))
-def _decode(graphdef, state, prefilled, params: SamplingParams, *, n_out: int, k: int,
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_out", "k", "mesh"), donate_argnames=("prefilled",),
+                   compiler_options=DECODE_COMPILER_OPTIONS)
+def _decode(graphdef, state, matrices: DecodeMatrices, prefilled, params: SamplingParams, *, n_out: int, k: int,
             mesh: Mesh | None) -> DecodeState:
     """One ``lax.while_loop``: sample from the current logits, record, run the model on the token.
 
@@ -397,7 +501,7 @@ def _decode(graphdef, state, prefilled, params: SamplingParams, *, n_out: int, k
         done, step = s.done | _is_eos(token, params.eos), s.step + 1
 
         def forward(cache):
-            return decode_step(nnx.merge(graphdef, state), token, s.position, cache)
+            return decode_step(nnx.merge(graphdef, state), token, s.position, cache, matrices)
 
         logits, cache = jax.lax.cond((step < limit) & ~jnp.all(done), forward,
                                      lambda cache: (s.logits, cache), s.cache)
@@ -435,6 +539,8 @@ class Sampler:
         if mesh is not None:
             state = jax.device_put(state, state_shardings(mesh, state))
         self.state = state
+        platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
+        self.matrices = DecodeMatrices.of(nnx.merge(self.graphdef, state), cpu=platform == "cpu")
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int = 128,
                  temperature: float | Sequence[float] = 0.0, top_p: float | Sequence[float] = 1.0,
@@ -495,7 +601,7 @@ class Sampler:
                 lambda a: jax.device_put(a, batch_sharding(mesh, 1) if a.shape == (b,) else rep), params)
 
         prefilled = _prefill(self.graphdef, self.state, ids, mask, params.active, cache_len=t + n_out, mesh=mesh)
-        s = _decode(self.graphdef, self.state, prefilled, params, n_out=n_out, k=k, mesh=mesh)
+        s = _decode(self.graphdef, self.state, self.matrices, prefilled, params, n_out=n_out, k=k, mesh=mesh)
         steps, tokens, logprobs, top_ids, top_lps = jax.device_get(
             (s.step, s.tokens, s.logprobs, s.topk_ids, s.topk_logprobs))
 

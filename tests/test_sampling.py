@@ -11,7 +11,7 @@ import torch
 
 from hf_fixtures import make_hf_model
 from read_jax.models import KVCache, load_hf
-from read_jax.sampling import (DecodeCache, Sampler, bucket, compile_count, decode_step, generate, generate_text,
+from read_jax.sampling import (DecodeCache, DecodeMatrices, Sampler, bucket, compile_count, decode_step, generate, generate_text,
                                 sample_logits)
 
 LENGTHS = [5, 11, 3]
@@ -81,9 +81,12 @@ def test_greedy_matches_transformers_generate(family):
     assert all(len(lp) == len(t) for lp, t in zip(ours.token_logprobs, ours.tokens))
 
 
-@pytest.mark.parametrize("name", ["llama", "mistral"])
-def test_cached_decode_reproduces_full_forward(name, tmp_path):
-    """decode_step after a left-padded prefill == the full forward pass (mistral: sliding window 7)."""
+@pytest.mark.parametrize("name,cpu", [("llama", True), ("llama", False), ("mistral", True), ("qwen2_tied", True),
+                                      ("qwen2_tied", False), ("qwen3", True)])
+def test_cached_decode_reproduces_full_forward(name, cpu, tmp_path):
+    """decode_step after a left-padded prefill == the full forward pass, with the stacked [out, in]
+    matrices and reduce-form attention the CPU sampler uses and with the model's own kernels
+    (mistral: sliding window 7; qwen2: q/k/v biases, tied head; qwen3: q/k norms)."""
     make_hf_model(name, tmp_path, seed=2)
     model, config = load_hf(tmp_path)
     rng = np.random.default_rng(3)
@@ -99,9 +102,10 @@ def test_cached_decode_reproduces_full_forward(name, tmp_path):
     _, cache = forward(model, jnp.asarray(full[:, :t]), jnp.asarray(mask[:, :t]), KVCache.init(config, 3, t))
     cache = DecodeCache.from_prefill(cache, t + steps)
     position = jnp.asarray(mask[:, :t].sum(1), jnp.int32)
+    matrices = DecodeMatrices.of(model, cpu=cpu)
     step = jax.jit(decode_step)
     for j in range(steps):
-        logits, cache = step(model, jnp.asarray(full[:, t + j]), position + j, cache)
+        logits, cache = step(model, jnp.asarray(full[:, t + j]), position + j, cache, matrices)
         np.testing.assert_allclose(np.asarray(logits), ref[:, t + j], atol=2e-5, rtol=0)
 
 

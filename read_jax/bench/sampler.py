@@ -6,8 +6,9 @@ batch 8, prompts of 32 tokens, 128 new tokens, no eos (both sides generate the f
 torch gets ``torch.set_num_threads(<threads>)`` (default: the machine's core count); XLA uses
 the same cores.  Compile time (first call) is reported separately from the timed repeats.
 `weight_stream_floor` times a loop that does nothing but multiply a batch of activations by
-every weight matrix a decode step reads: the memory-bound floor of a float32 decode step on
-this machine, and the tokens/s (and ratio to torch) it would allow.
+every weight matrix a decode step reads, as the decode step multiplies them: the floor of a
+float32 decode step's products on this machine, and the tokens/s (and ratio to torch) it
+would allow.
 read_jax runs through a `Sampler` built once (one ``nnx.split``; its cost is reported).
 Rounds alternate read_jax / torch so both see the same machine load; wall and process CPU
 seconds are both reported, with the load average.  On a loaded machine torch's 2-thread
@@ -39,42 +40,43 @@ def _stats(xs: list[float]) -> dict[str, float]:
 
 def weight_stream_floor(model, batch: int, steps: int = 128, repeats: int = 3) -> dict[str, float]:
     """The decode step's matrix products alone: a loop of ``steps`` iterations that multiplies a
-    [batch, in] activation by every 2-D matrix the step reads (projections, MLP, output head;
-    not the embedding, which is gathered), one after the other, nothing else.
+    feature-major [in, batch] activation by every matrix the step reads, in the layout and
+    with the compiler options the sampler's decode uses on this backend (`DecodeMatrices`:
+    one product per projection group and the output head; not the embedding, which is
+    gathered), one after the other, nothing else.
 
-    With a batch of a few rows a decode step is bound by reading its weights from memory, and
-    its products form a dependency chain (each layer waits for the one before); this loop keeps
+    With a batch of a few rows a decode step is bound by reading its weights, and its
+    products form a dependency chain (each layer waits for the one before); this loop keeps
     both properties (every product's input depends, by a scalar, on the previous product's
     output, which also stops XLA hoisting them out of the loop), so its time per iteration is
-    a floor a float32 decode step on this machine does not beat.
+    a floor the sampler's decode step does not beat.
     """
     import jax
     import jax.numpy as jnp
-    from flax import nnx
 
-    config = model.config
-    kernels = [v for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
-               if v.get_value().ndim == 2 and "embed_tokens" not in map(str, path)]
-    mats = [jnp.asarray(k.get_value()) for k in kernels]
-    if config.tie_word_embeddings:
-        mats.append(jnp.asarray(model.embed_tokens.get_value()).T)
-    dims = sorted({m.shape[0] for m in mats})
+    from read_jax.sampling import DECODE_COMPILER_OPTIONS, DecodeMatrices
 
-    @jax.jit
-    def loop(xs):
+    cpu = jax.default_backend() == "cpu"
+    matrices = DecodeMatrices.of(model, cpu=cpu)
+    mats = [w if cpu else w.T for w in jax.tree.leaves(matrices.layers)]
+    mats.append(matrices.head if cpu else matrices.head.T)  # all [out, in]
+    dims = sorted({m.shape[1] for m in mats})
+
+    def loop(mats, xs):
         def body(_, xs):
             total = jnp.zeros((), jnp.float32)
             for m in mats:
-                total = total + jnp.sum((xs[dims.index(m.shape[0])] + 1e-9 * total) @ m)
+                total = total + jnp.sum(m @ (xs[dims.index(m.shape[1])] + 1e-9 * total))
             return tuple(x + 1e-9 * total for x in xs)
         return jax.lax.fori_loop(0, steps, body, xs)
 
-    xs = tuple(jnp.ones((batch, d), jnp.float32) for d in dims)
-    jax.block_until_ready(loop(xs))
+    loop = jax.jit(loop, compiler_options=DECODE_COMPILER_OPTIONS)
+    xs = tuple(jnp.ones((d, batch), jnp.float32) for d in dims)
+    jax.block_until_ready(loop(mats, xs))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(loop(xs))
+        jax.block_until_ready(loop(mats, xs))
         times.append((time.perf_counter() - t0) / steps)
     best = min(times)
     nbytes = int(sum(m.size * m.dtype.itemsize for m in mats))
