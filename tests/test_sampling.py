@@ -11,8 +11,8 @@ import torch
 
 from hf_fixtures import make_hf_model
 from read_jax.models import KVCache, load_hf
-from read_jax.sampling import (DecodeCache, DecodeMatrices, Sampler, bucket, compile_count, decode_step, generate, generate_text,
-                                sample_logits)
+from read_jax.sampling import (DecodeCache, DecodeMatrices, Sampler, bucket, cache_phases, compile_count, decode_step,
+                                generate, generate_text, sample_logits)
 
 LENGTHS = [5, 11, 3]
 NEW = 24
@@ -107,6 +107,25 @@ def test_cached_decode_reproduces_full_forward(name, cpu, tmp_path):
     for j in range(steps):
         logits, cache = step(model, jnp.asarray(full[:, t + j]), position + j, cache, matrices)
         np.testing.assert_allclose(np.asarray(logits), ref[:, t + j], atol=2e-5, rtol=0)
+
+
+def test_decoding_across_cache_phases_matches_full_forward(llama):
+    """100 new tokens decode in three cache phases (16 + 32, + 64, + 128 slots); every greedy token
+    is the full forward pass's argmax and every log-prob its log-softmax, across the phase ends."""
+    model, config = llama
+    assert cache_phases(16, 128) == (48, 80, 144)
+    prompts = _prompts(config.vocab_size, seed=5)
+    out = generate(model, prompts, max_new_tokens=100, temperature=0.0, eos_id=[])
+    assert [len(t) for t in out.tokens] == [100] * len(prompts)
+    right_padded = np.zeros((len(prompts), max(map(len, prompts)) + 100), np.int32)  # causal: right padding is inert
+    for i, (p, toks) in enumerate(zip(prompts, out.tokens)):
+        right_padded[i, :len(p) + 100] = p + toks
+    full = np.asarray(jax.jit(lambda m, x: jax.nn.log_softmax(m(x), axis=-1))(model, jnp.asarray(right_padded)))
+    for i, (p, toks, lps) in enumerate(zip(prompts, out.tokens, out.token_logprobs)):
+        logp = full[i, len(p) - 1:len(p) - 1 + len(toks)]
+        picked = logp[np.arange(len(toks)), toks]
+        np.testing.assert_allclose(lps, picked, atol=2e-5)
+        np.testing.assert_array_less(logp.max(axis=1) - picked, 1e-4)  # greedy, up to float near-ties
 
 
 def test_logprobs_and_topk_match_full_forward(llama):
