@@ -48,7 +48,7 @@ from read_jax.distill.budget import TokenBudget
 from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax.errors import ReadJaxError
-from read_jax.sampling import generate
+from read_jax.sampling import Sampler, generate
 
 
 # ----------------------------------------------------------------------------- config
@@ -170,6 +170,7 @@ class ReadRun:
             components.teacher, components.tokenizer, components.encode_prompt,
             max_new_tokens=config.generation.max_new_tokens, mesh=components.mesh)
         self.sampler = components.world.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
+        self.teacher = Sampler(components.teacher, components.mesh)  # fixed: split and laid out once per run
         loss = LossConfig(ce=1.0, kl=config.train.kl_weight, temperature=config.train.temperature, chunk_size=None)
         optimizer = OptimizerConfig(learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
                                     max_grad_norm=config.train.max_grad_norm, warmup_steps=config.train.warmup_steps)
@@ -255,12 +256,11 @@ class ReadRun:
             tick = time.perf_counter()
             prompts = [self.sampler.draw(w, progress=self.budget.progress) for _ in range(n)]
             prompt_ids = [self.c.encode_prompt(p.prompt) for p in prompts]
-            out = generate(self.c.teacher, prompt_ids, max_new_tokens=gen.max_new_tokens,
+            out = generate(self.teacher, prompt_ids, max_new_tokens=gen.max_new_tokens,
                            temperature=gen.temperature, top_p=gen.top_p,
                            eos_id=self.c.tokenizer.eos_token_id,
                            seed=int(jax.random.randint(jax.random.fold_in(jax.random.fold_in(self.key, self.t),
-                                                                          1000 + call), (), 0, 2**30)),
-                           mesh=self.c.mesh)
+                                                                          1000 + call), (), 0, 2**30)))
             generated = sum(len(t) for t in out.tokens)
             self.budget.charge_generation(generated)
             spent["generated"] += generated
