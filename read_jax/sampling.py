@@ -85,7 +85,7 @@ _MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # as the model's attention
 # The decode loop hands only reductions to XLA:CPU's YNN library fusions: its dots go to
 # XLA's own kernels, which run the feature-major [out, in] x [in, B] products ~1.5x faster
 # and over both cores (see DecodeMatrices), while YNN runs the multiply-reduce attention
-# (`_attend_one`) ~2x faster than XLA's batched dots.  A CPU option; other backends ignore it.
+# (`_attend_one`) ~2x faster than XLA's batched dots.  Used for the CPU decode program only.
 DECODE_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 __all__ = ["DecodeCache", "GenerateOutput", "Sampler", "bucket", "compile_count", "decode_step", "generate",
@@ -507,9 +507,7 @@ def _prefill(graphdef, state, ids: Array, mask: Array, active: Array, *, cache_l
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_out", "phases", "k", "mesh"),
-                   donate_argnames=("prefilled",), compiler_options=DECODE_COMPILER_OPTIONS)
-def _decode(graphdef, state, matrices: DecodeMatrices, prefilled, params: SamplingParams, *, n_out: int,
+def _decode_loops(graphdef, state, matrices: DecodeMatrices, prefilled, params: SamplingParams, *, n_out: int,
             phases: tuple[int, ...], k: int, mesh: Mesh | None) -> DecodeState:
     """``lax.while_loop`` s, one per cache phase (`cache_phases`): sample from the current
     logits, record, run the model on the token; between phases the cache grows.
@@ -549,9 +547,15 @@ def _decode(graphdef, state, matrices: DecodeMatrices, prefilled, params: Sampli
     return s.replace(cache=full)
 
 
+_DECODE_JIT = dict(static_argnames=("graphdef", "n_out", "phases", "k", "mesh"), donate_argnames=("prefilled",))
+_decode = jax.jit(_decode_loops, **_DECODE_JIT)
+# CPU options only where they apply (an accelerator's compiler is never handed them)
+_decode_cpu = jax.jit(_decode_loops, compiler_options=DECODE_COMPILER_OPTIONS, **_DECODE_JIT)
+
+
 def compile_count() -> dict[str, int]:
     """How many programs the sampler's jitted functions hold (for recompilation tests)."""
-    return {"prefill": _prefill._cache_size(), "decode": _decode._cache_size()}
+    return {"prefill": _prefill._cache_size(), "decode": _decode._cache_size() + _decode_cpu._cache_size()}
 
 
 # --------------------------------------------------------------------------- public API
@@ -640,8 +644,9 @@ class Sampler:
 
         phases = cache_phases(t, n_out)
         prefilled = _prefill(self.graphdef, self.state, ids, mask, params.active, cache_len=t + n_out, mesh=mesh)
-        s = _decode(self.graphdef, self.state, self.matrices, prefilled, params, n_out=n_out, phases=phases, k=k,
-                    mesh=mesh)
+        decode = _decode_cpu if self.matrices.cpu else _decode
+        s = decode(self.graphdef, self.state, self.matrices, prefilled, params, n_out=n_out, phases=phases, k=k,
+                   mesh=mesh)
         steps, tokens, logprobs, top_ids, top_lps = jax.device_get(
             (s.step, s.tokens, s.logprobs, s.topk_ids, s.topk_logprobs))
 
