@@ -17,10 +17,12 @@ How it runs
 - The module is split once (`nnx.split`, in `Sampler`); two jitted *pure* functions of
   ``(graphdef static, state, ...)`` do the work: ``prefill`` (the whole left-padded prompt
   batch in one forward pass -> KV cache, next-token logits, positions, done mask) and
-  ``decode`` (one ``lax.while_loop``: sample, record, one-token forward; it stops at
-  ``max_new_tokens`` or when every row has emitted an end-of-sequence id).  The prefill
-  output (KV cache, logits, positions, done mask) is donated to ``decode``, so the cache is
-  updated in place; sampling is compiled once, in ``decode`` only.
+  ``decode`` (one program: a ``lax.while_loop`` of sample, record, one-token forward, which
+  stops at ``max_new_tokens`` or when every row has emitted an end-of-sequence id; long
+  decodes run it as up to three loops in sequence over a growing prefix of the cache,
+  `cache_phases`, each continuing where the last stopped).  The prefill output (KV cache,
+  logits, positions, done mask) is donated to ``decode``, so the cache is updated in place;
+  sampling is compiled once, in ``decode`` only.
 - The decode step (`decode_step`) is built from the model's own sub-modules' parameters but
   keeps its residual stream feature-major ([hidden, batch]) and multiplies by the weights
   from the left (`DecodeMatrices`: on CPU, [out, in] copies with each layer's q/k/v and
