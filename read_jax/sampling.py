@@ -87,7 +87,8 @@ _MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # as the model's attention
 # The decode loop hands only reductions to XLA:CPU's YNN library fusions: its dots go to
 # XLA's own kernels, which run the feature-major [out, in] x [in, B] products ~1.5x faster
 # and over both cores (see DecodeMatrices), while YNN runs the multiply-reduce attention
-# (`_attend_one`) ~2x faster than XLA's batched dots.  Used for the CPU decode program only.
+# (`_attend_one`) ~2x faster than XLA's batched dots.  Used for the CPU decode program only;
+# an experimental XLA:CPU option of the pinned jaxlib (pyproject), to re-check on upgrades.
 DECODE_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 __all__ = ["DecodeCache", "GenerateOutput", "Sampler", "bucket", "compile_count", "decode_step", "generate",
