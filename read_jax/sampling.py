@@ -85,9 +85,9 @@ MIN_PHASE_TOKENS = 32
 MIN_EOS_SLOTS = 4
 _MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # as the model's attention mask
 # The decode loop hands only reductions to XLA:CPU's YNN library fusions: its dots go to
-# XLA's own kernels, which run the feature-major [out, in] x [in, B] products ~1.5x faster
-# and over both cores (see DecodeMatrices), while YNN runs the multiply-reduce attention
-# (`_attend_one`) ~2x faster than XLA's batched dots.  Used for the CPU decode program only;
+# XLA's own kernels, which ran the feature-major [out, in] x [in, B] products ~1.5x faster
+# (see DecodeMatrices), while YNN runs the multiply-reduce attention (`_attend_one`).
+# Used for the CPU decode program only;
 # an experimental XLA:CPU option of the pinned jaxlib (pyproject), to re-check on upgrades.
 DECODE_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
@@ -333,9 +333,10 @@ def _attend_one(q: Array, keys: Array, values: Array, bias: Array, products: boo
 
     ``products``: both products as batched matmuls (einsum).  Otherwise as broadcast
     multiplies reduced over the contracted axis, which XLA:CPU hands to its YNN reduction
-    kernels: 40-48 µs per layer and step, where its own batched dots (one small product
-    per batch row and head) took 85-100 µs (`DECODE_COMPILER_OPTIONS` keeps YNN for
-    reductions only; see `DecodeMatrices`).
+    kernels (`DECODE_COMPILER_OPTIONS` keeps YNN for reductions only): 40-48 µs per layer
+    in a microbenchmark of the benchmark's cache, where XLA's own batched dots (one small
+    product per batch row and head) took 85-100 µs; inside the full decode step the two
+    measured within noise of each other.
     """
     b, h, d = q.shape
     kvh = keys.shape[1]
@@ -366,7 +367,7 @@ class DecodeMatrices:
     projection is ``W @ x`` with the weight as the *left* operand.  With a handful of rows,
     ``x @ W`` is a skinny product dominated by re-reading (and re-packing) the weight for a
     few rows; ``W[out, in] @ x[in, B]`` streams each weight row once against the whole
-    batch, and XLA:CPU's own dot kernels split it over the cores.  So with ``cpu=True``
+    batch (on XLA:CPU's own dot kernels, `DECODE_COMPILER_OPTIONS`).  So with ``cpu=True``
     (what `Sampler` builds on CPU) the matrices are ``[out, in]`` copies, each group
     stacked into one matrix (one product per group: q/k/v and gate/up each read their
     input once), and ``row_splits`` cuts the product back into its parts.  Measured on
@@ -511,7 +512,7 @@ def _prefill(graphdef, state, ids: Array, mask: Array, active: Array, *, cache_l
 
 
 def _decode_loops(graphdef, state, matrices: DecodeMatrices, prefilled, params: SamplingParams, *, n_out: int,
-            phases: tuple[int, ...], k: int, mesh: Mesh | None) -> DecodeState:
+                  phases: tuple[int, ...], k: int, mesh: Mesh | None) -> DecodeState:
     """``lax.while_loop`` s, one per cache phase (`cache_phases`): sample from the current
     logits, record, run the model on the token; between phases the cache grows.
 
