@@ -424,13 +424,6 @@ def _batch_major(y: Array) -> Array:
     return jnp.transpose(jax.lax.optimization_barrier(y))
 
 
-def _rms_norm_fm(norm, x: Array) -> Array:
-    """`RMSNorm` of feature-major ``x`` [D, B] (statistics over axis 0, float32)."""
-    xf = x.astype(jnp.float32)
-    normed = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=0, keepdims=True) + norm.eps)
-    return (normed * norm.weight.get_value().astype(jnp.float32)[:, None]).astype(x.dtype)
-
-
 def decode_step(model: Decoder, token: Array, position: Array, cache: DecodeCache,
                 matrices: DecodeMatrices | None = None) -> tuple[Array, DecodeCache]:
     """One decode step for a [B] batch of tokens at RoPE ``position`` [B] -> (logits [B, V] f32, cache).
@@ -459,7 +452,7 @@ def decode_step(model: Decoder, token: Array, position: Array, cache: DecodeCach
     keys, values = [], []
     for i, layer in enumerate(model.layers):
         attn, mlp = layer.self_attn, layer.mlp
-        h = _rms_norm_fm(layer.input_layernorm, x)
+        h = layer.input_layernorm(x, axis=0)
         q, k, v = (_batch_major(_with_bias(y, mod)).reshape(b, 1, -1, attn.head_dim)
                    for y, mod in zip(matrices.products(i, "qkv", h), (attn.q_proj, attn.k_proj, attn.v_proj)))
         if attn.q_norm is not None:
@@ -474,10 +467,10 @@ def decode_step(model: Decoder, token: Array, position: Array, cache: DecodeCach
         out = _attend_one(q[:, 0], kc, vc, bias, products=not matrices.cpu).astype(x.dtype)  # [B, H*K]
         (o,) = matrices.products(i, "o", jnp.transpose(out))
         x = x + _with_bias(o, attn.o_proj)
-        gate, up = matrices.products(i, "gate_up", _rms_norm_fm(layer.post_attention_layernorm, x))
+        gate, up = matrices.products(i, "gate_up", layer.post_attention_layernorm(x, axis=0))
         (down,) = matrices.products(i, "down", jax.nn.silu(gate) * up)
         x = x + down
-    logits = _batch_major(matrices.logits(_rms_norm_fm(model.norm, x))).astype(jnp.float32)
+    logits = _batch_major(matrices.logits(model.norm(x, axis=0))).astype(jnp.float32)
     return logits, DecodeCache(keys=tuple(keys), values=tuple(values), key_mask=key_mask, index=index + 1)
 
 

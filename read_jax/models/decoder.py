@@ -38,10 +38,12 @@ class RMSNorm(nnx.Module):
         self.weight = nnx.Param(jnp.ones((dim,), dtype), logical_axes=("norm",))
         self.eps = eps
 
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, axis: int = -1) -> Array:
+        """Normalise over ``axis`` (the features; -1, or 0 for the sampler's feature-major [D, B])."""
         xf = x.astype(jnp.float32)
-        normed = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
-        return (normed * self.weight.get_value().astype(jnp.float32)).astype(x.dtype)
+        normed = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=axis, keepdims=True) + self.eps)
+        weight = jnp.expand_dims(self.weight.get_value().astype(jnp.float32), range(axis % x.ndim + 1, x.ndim))
+        return (normed * weight).astype(x.dtype)
 
 
 class Linear(nnx.Module):
