@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -120,6 +120,9 @@ class Example:
     `capability` is set for capability examples, `task` for downstream-task examples.
     `difficulty` is d_c(x) in [0, 1] and `tier` its tertile (capability examples only).
     `slots` keeps the typed slot values the prompt was filled from, as sorted pairs.
+    Benchmark items also carry `id` (as in the source data), `choices` (multiple-choice
+    options; the gold one's index in ``info["gold"]``) and `info`: whatever the task's
+    metric needs to score a completion (unit tests, instruction checks, a tool call).
     """
 
     prompt: str
@@ -130,8 +133,12 @@ class Example:
     tier: str | None = None
     task: str | None = None
     slots: tuple[tuple[str, str], ...] = ()
+    id: str = ""
+    choices: tuple[str, ...] = ()
+    info: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "choices", tuple(str(c) for c in self.choices))
         if not isinstance(self.prompt, str) or not isinstance(self.answer, str):
             raise ReadJaxError("prompt and answer must be strings")
         if self.tier is not None and self.tier not in TIERS:
@@ -155,7 +162,13 @@ class Example:
 
 
 # --------------------------------------------------------------------------- task cards
-EVAL_TYPES = ("exact_match",)
+def _check_eval_type(card: str, eval_type: str) -> None:
+    from read_jax.evals.metrics import get_metric  # the metric registry; evals imports this module
+
+    try:
+        get_metric(eval_type)
+    except ReadJaxError as err:
+        raise ReadJaxError(f"task card {card!r}: eval_type: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -185,8 +198,7 @@ class TaskCard:
                 raise ReadJaxError(f"task card {self.name!r}: {f} must be a non-empty string")
         ex = tuple((str(p), str(a)) for p, a in self.exemplars)
         object.__setattr__(self, "exemplars", ex)
-        if self.eval_type not in EVAL_TYPES:
-            raise ReadJaxError(f"task card {self.name!r}: eval_type must be one of {EVAL_TYPES}")
+        _check_eval_type(self.name, self.eval_type)
         if self.dev_size <= 0 or self.test_size <= 0:
             raise ReadJaxError(f"task card {self.name!r}: split sizes must be positive")
         if self.dev_seed == self.test_seed:
@@ -225,7 +237,9 @@ class Task:
     """A downstream task: card, fixed dev/test splits, utility = mean score.
 
     `true_r` is the world's ground truth requirement (None for tasks from outside a
-    world); ReAD must not read it.  `scorer(pred, example) -> float` in [0, 1].
+    world); ReAD must not read it.  `scorer(pred, example) -> float` in [0, 1] scores a
+    generated answer; `metric` (a `read_jax.evals.metrics.Metric`), when given, replaces it
+    and may instead score by log-likelihood of the example's choices (``metric.kind``).
     """
 
     card: TaskCard
@@ -233,6 +247,7 @@ class Task:
     test: tuple[Example, ...]
     true_r: np.ndarray | None = None
     scorer: Callable[[str, Example], float] = field(default=lambda pred, ex: exact_match(pred, ex.answer))
+    metric: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dev", tuple(self.dev))
@@ -247,7 +262,14 @@ class Task:
     def name(self) -> str:
         return self.card.name
 
+    @property
+    def metric_kind(self) -> str:
+        """"generate" (score a greedy completion) or "choice" (log-likelihood of each choice)."""
+        return "generate" if self.metric is None else self.metric.kind
+
     def score(self, pred: str, example: Example) -> float:
+        if self.metric is not None:
+            return float(self.metric.score(pred, example))
         return float(self.scorer(pred, example))
 
     def split(self, name: str) -> tuple[Example, ...]:
