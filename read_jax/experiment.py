@@ -23,7 +23,10 @@ from read_jax.capabilities.requirement import (
 )
 from read_jax.config import from_dict, to_dict
 from read_jax.errors import ReadJaxError
-from read_jax.loop import Components, LoopConfig, ReadRun
+from read_jax.capabilities.registry import CapabilityRegistry
+from read_jax.loop import LoopConfig, ReadRun
+from read_jax.sources import SOURCES, Components, build_components
+from read_jax.sources.config import RealSourceConfig
 
 REQUIREMENT_MODES = ("interventions", "card", "true", "uniform")
 
@@ -32,10 +35,13 @@ REQUIREMENT_MODES = ("interventions", "card", "true", "uniform")
 class ExperimentConfig:
     loop: LoopConfig = LoopConfig()
     policies: tuple[str, ...] = ("read_ucb", "uniform", "one_hot")
-    world_seed: int = 0
-    world_preset: str = "tiny"        # `WorldConfig.preset` name; recipe models must be trained on the same world
-    teacher: str = "recipe:teacher"   # a recipe name, or a path to a Hugging Face checkpoint directory
+    source: str = "world"             # where data comes from: "world" (embedded) or "real" (see read_jax.sources)
+    world_seed: int = 0               # source=world: the world's seed and `WorldConfig.preset` name; recipe
+    world_preset: str = "tiny"        # models must be trained on the same world
+    # models: source=world: "recipe:NAME" or an HF directory; source=real: a model spec (`read_jax.models.resolve`)
+    teacher: str = "recipe:teacher"
     student: str = "recipe:student"
+    real: RealSourceConfig = RealSourceConfig()
     requirement: str = "interventions"
     interventions: int = 8
     intervention_tokens: int = 3000
@@ -46,6 +52,8 @@ class ExperimentConfig:
     eval_split: str = "test"
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ReadJaxError(f"source: unknown data source {self.source!r}; choose one of {', '.join(SOURCES)}")
         if self.requirement not in REQUIREMENT_MODES:
             raise ReadJaxError(f"requirement must be one of {', '.join(REQUIREMENT_MODES)}, got {self.requirement!r}")
         if not self.policies:
@@ -55,41 +63,6 @@ class ExperimentConfig:
                                f"{self.intervention_utility!r}")
         if self.eval_split not in ("dev", "test"):
             raise ReadJaxError(f"eval_split must be 'dev' or 'test', got {self.eval_split!r}")
-
-
-def _load_model(spec: str, config: ExperimentConfig, world):
-    from read_jax.models import load_hf
-    from read_jax.worlds import recipe
-
-    if spec.startswith("recipe:"):
-        name = spec.split(":", 1)[1]
-        if name not in recipe.RECIPES_BY_NAME:
-            raise ReadJaxError(f"unknown recipe {name!r}; known: {', '.join(sorted(recipe.RECIPES_BY_NAME))}")
-        chosen = recipe.RECIPES_BY_NAME[name]
-        if (chosen.world_seed, chosen.world_preset) != (config.world_seed, config.world_preset):
-            raise ReadJaxError(f"recipe {name!r} trains on world seed {chosen.world_seed} preset "
-                               f"{chosen.world_preset!r}, but world_seed={config.world_seed} "
-                               f"world_preset={config.world_preset!r} is configured")
-        return recipe.load_or_train(chosen, world=world)
-    return load_hf(spec)[0]
-
-
-def build_components(config: ExperimentConfig) -> Components:
-    from read_jax.worlds import World, WorldConfig
-    from read_jax.worlds.tokenizer import encode_prompt
-
-    world = World(config.world_seed, WorldConfig.preset(config.world_preset))
-    if config.loop.task not in world.task_names:
-        raise ReadJaxError(f"unknown task {config.loop.task!r}; choose one of {', '.join(world.task_names)}")
-    tokenizer = world.tokenizer()
-    teacher = _load_model(config.teacher, config, world)
-    student = _load_model(config.student, config, world)
-    for name, model in (("teacher", teacher), ("student", student)):
-        if model.config.vocab_size != len(tokenizer):
-            raise ReadJaxError(f"{name} vocabulary ({model.config.vocab_size}) != the world tokenizer's "
-                               f"({len(tokenizer)})")
-    return Components(world=world, task=world.task(config.loop.task), teacher=teacher, student=student,
-                      tokenizer=tokenizer, encode_prompt=lambda p: encode_prompt(tokenizer, p))
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -117,10 +90,10 @@ class Experiment:
         tick = time.perf_counter()
         self.c = components or build_components(config)
         self.timing["load_models"] = time.perf_counter() - tick
-        self.caps = tuple(self.c.world.capabilities)
+        self.caps = tuple(self.c.source.capabilities)
         tick = time.perf_counter()
         lc = config.loop
-        self.probes = ProbeSuite(self.caps, self.c.world.probe_suite(lc.probes_per_capability, seed=lc.seed),
+        self.probes = ProbeSuite(self.caps, self.c.source.probe_suite(lc.probes_per_capability, seed=lc.seed),
                                  self.c.teacher, self.c.tokenizer, self.c.encode_prompt,
                                  max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh)
         self.timing["probes_setup"] = time.perf_counter() - tick
@@ -151,7 +124,7 @@ class Experiment:
         elif cfg.requirement == "uniform":
             r = np.full(n, 1.0 / n)
         elif cfg.requirement == "card":
-            r = self.c.task.card.requirement(self.c.world.registry)
+            r = self.c.task.card.requirement(CapabilityRegistry(self.caps))
             if r is None:
                 raise ReadJaxError(f"task {cfg.loop.task!r}: its card states no requirement; use "
                                    "requirement=interventions")

@@ -40,7 +40,6 @@ from tqdm.auto import tqdm
 
 from read_jax.bandit import build_candidate_actions, calibrate, make_context, make_policy, proxy_reward
 from read_jax.capabilities.probes import ProbeSuite, answer_tokens, task_utility
-from read_jax.capabilities.registry import Task
 from read_jax.checkpoint import RunCheckpointer
 from read_jax.config import to_dict
 from read_jax.distill.batching import Example as TokenExample, make_batches
@@ -48,6 +47,7 @@ from read_jax.distill.budget import TokenBudget
 from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax.errors import ReadJaxError
+from read_jax.sources import Components
 from read_jax.sampling import Sampler, generate
 
 
@@ -129,23 +129,6 @@ class LoopConfig:
             raise ReadJaxError(f"accounting must be 'artifact' or 'paper', got {self.accounting!r}")
 
 
-@dataclasses.dataclass
-class Components:
-    """What a run needs besides its config: a prompt world, a task, models and a tokenizer.
-
-    ``world`` provides ``capabilities``, ``prompt_sampler(seed, extra_eval_prompts=...)`` and
-    ``probe_suite(n_per_capability, seed)``; the synthetic `read_jax.worlds.World` does.
-    """
-
-    world: Any
-    task: Task
-    teacher: Any
-    student: Any
-    tokenizer: Any
-    encode_prompt: Callable[[str], list[int]]
-    mesh: Any = None
-
-
 # ----------------------------------------------------------------------------- the run
 class ReadRun:
     """One policy's run at one budget; `run()` drives intervals until the budget or T is spent."""
@@ -158,7 +141,7 @@ class ReadRun:
                  requirement: Sequence[float], probes: ProbeSuite | None = None, progress: bool = True,
                  policy_kwargs: dict[str, Any] | None = None):
         self.config, self.c = config, components
-        self.caps = tuple(components.world.capabilities)
+        self.caps = tuple(components.source.capabilities)
         self.r = np.asarray(requirement, np.float64)
         if self.r.shape != (len(self.caps),):
             raise ReadJaxError(f"requirement has {self.r.shape} entries for {len(self.caps)} capabilities")
@@ -166,10 +149,10 @@ class ReadRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self.probes = probes or ProbeSuite(
-            self.caps, components.world.probe_suite(config.probes_per_capability, seed=config.seed),
+            self.caps, components.source.probe_suite(config.probes_per_capability, seed=config.seed),
             components.teacher, components.tokenizer, components.encode_prompt,
             max_new_tokens=config.generation.max_new_tokens, mesh=components.mesh)
-        self.sampler = components.world.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
+        self.sampler = components.source.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
         self.teacher = Sampler(components.teacher, components.mesh)  # fixed: split and laid out once per run
         loss = LossConfig(ce=1.0, kl=config.train.kl_weight, temperature=config.train.temperature, chunk_size=None)
         optimizer = OptimizerConfig(learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,

@@ -29,15 +29,15 @@ def _direct_loglik(model, prompt_ids, answer_ids, length=96):
 @pytest.fixture(scope="module")
 def setup():
     c = tiny_components("code_tool")
-    probes = c.world.probe_suite(3, seed=0)
-    suite = ProbeSuite(c.world.capabilities, probes, c.teacher, c.tokenizer, c.encode_prompt, max_new_tokens=8)
+    probes = c.source.probe_suite(3, seed=0)
+    suite = ProbeSuite(c.source.capabilities, probes, c.teacher, c.tokenizer, c.encode_prompt, max_new_tokens=8)
     return c, suite
 
 
 def test_probe_loglik_is_the_mean_answer_loglik_per_capability(setup):
     c, suite = setup
     scores = suite.loglik(c.student)
-    for ci in range(len(c.world.capabilities)):
+    for ci in range(len(c.source.capabilities)):
         direct = [_direct_loglik(c.student, c.encode_prompt(p), answer_tokens(c.tokenizer, a))
                   for p, a, o in zip(suite.prompts, suite.teacher_answers, suite.owner) if o == ci]
         np.testing.assert_allclose(scores[ci], np.mean(direct), rtol=1e-4, atol=1e-4)
@@ -45,7 +45,7 @@ def test_probe_loglik_is_the_mean_answer_loglik_per_capability(setup):
 
 def test_teacher_matches_its_own_probe_answers(setup):
     c, suite = setup
-    np.testing.assert_array_equal(suite.exact_match(c.teacher), np.ones(len(c.world.capabilities)))
+    np.testing.assert_array_equal(suite.exact_match(c.teacher), np.ones(len(c.source.capabilities)))
     assert (suite.loglik(c.teacher) <= 0).all()
 
 

@@ -1,6 +1,6 @@
 """Random tiny teacher and student on the synthetic world: the loop's machinery at test speed."""
 
-from read_jax.loop import Components
+from read_jax.sources import Components
 from read_jax.models import DecoderConfig, init_decoder
 from read_jax.worlds import World
 from read_jax.worlds.tokenizer import encode_prompt
@@ -15,6 +15,6 @@ def tiny_components(task: str) -> Components:
                              num_attention_heads=4, num_key_value_heads=2, head_dim=d // 4, tie_word_embeddings=True,
                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
 
-    return Components(world=world, task=world.task(task), teacher=init_decoder(config(64, 2), 0),
+    return Components(source=world, task=world.task(task), teacher=init_decoder(config(64, 2), 0),
                       student=init_decoder(config(32, 1), 1), tokenizer=tok,
                       encode_prompt=lambda p: encode_prompt(tok, p))

@@ -1,0 +1,76 @@
+"""Where a run's data comes from: one small protocol between the method and its data.
+
+The loop and the experiment need, from a data source: the capability list, a prompt
+sampler (templates, tiers, curriculum, share cap, leakage filter), a probe suite, the
+target task (card, profiling split, test split, metric) and the models with their
+tokenizer.  `CapabilitySource` and `Components` are that contract; two implementations
+build them from an `ExperimentConfig`:
+
+- ``world``: the embedded synthetic world and its recipe-trained teacher / student
+  (`read_jax.worlds.source`);
+- ``real``: Hugging Face (or GGUF) teacher / student, their tokenizer and chat template,
+  a capability template pack and benchmark task cards (`read_jax.sources.real`).
+
+`build_components` picks one by the config's ``source`` name and imports it lazily, so
+nothing in `read_jax.loop` / `read_jax.experiment` imports a particular source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from read_jax.capabilities.registry import Example, Task
+from read_jax.capabilities.sampler import PromptSampler
+from read_jax.errors import ReadJaxError
+
+
+class CapabilitySource(Protocol):
+    """Capability-targeted prompts and probes (method.md §1, §3)."""
+
+    capabilities: tuple[str, ...]
+
+    def prompt_sampler(self, seed: int = 0, extra_eval_prompts: Sequence[str] = ()) -> PromptSampler:
+        """ReAD's sampler; it rejects every evaluation prompt of the run's tasks plus ``extra_eval_prompts``."""
+        ...
+
+    def probe_suite(self, n_per_capability: int = 32, seed: int = 0) -> dict[str, list[Example]]:
+        """A fixed probe set per capability (answered once by the teacher)."""
+        ...
+
+
+@dataclasses.dataclass
+class Components:
+    """What a run needs besides its config: a data source, the target task, models and a tokenizer.
+
+    ``encode_prompt`` turns a user message into the model's prompt token ids (through the
+    chat template on the real path); ``extra_tasks`` are benchmarks the report scores every
+    final student on besides the target task.
+    """
+
+    source: CapabilitySource
+    task: Task
+    teacher: Any
+    student: Any
+    tokenizer: Any
+    encode_prompt: Callable[[str], list[int]]
+    mesh: Any = None
+    extra_tasks: tuple[Task, ...] = ()
+    description: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# name -> "module:function" taking an ExperimentConfig and returning Components
+SOURCES: dict[str, str] = {
+    "world": "read_jax.worlds.source:build_components",
+    "real": "read_jax.sources.real:build_components",
+}
+
+
+def build_components(config: Any) -> Components:
+    """The `Components` of ``config.source`` (imported on demand)."""
+    if config.source not in SOURCES:
+        raise ReadJaxError(f"source: unknown data source {config.source!r}; choose one of {', '.join(SOURCES)}")
+    module, function = SOURCES[config.source].split(":")
+    return getattr(importlib.import_module(module), function)(config)

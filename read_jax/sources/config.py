@@ -1,0 +1,42 @@
+"""Settings of the real data source (``source: real`` in an experiment config)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from read_jax.errors import ReadJaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class RealSourceConfig:
+    """Models come from the experiment's ``teacher`` / ``student`` specs; this names the rest.
+
+    The target task (``loop.task``) is looked up first among ``pack_tasks`` (tasks built from
+    the capability pack's verifiable templates), then in the ``cards`` file (benchmarks).
+    """
+
+    pack: str = "read8"                 # capability template pack: a packaged name or a directory
+    cards: str = ""                     # task cards YAML (read_jax's shape or the official artifact's)
+    # tasks built from the pack: name -> capability mixture of its items, e.g. {math: 0.5, tool_use: 0.5}
+    pack_tasks: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    pack_task_sizes: tuple[int, ...] = (24, 48)  # (profiling split, test split) of each pack task
+    extra_evals: tuple[str, ...] = ()   # further tasks (pack or cards) scored on the initial and every final student
+    eval_limit: int = 0                 # score the first N test items of card tasks (0: all)
+    eval_max_new_tokens: int = 0        # greedy tokens per evaluation answer (0: loop.generation.max_new_tokens)
+    tokenizer: str = ""                 # a tokenizer directory (default: the teacher's)
+    chat_template: str = ""             # a Jinja chat template file, for tokenizers that have none
+    dtype: str = "float32"
+    data_dir: str = ""                  # tensorflow-datasets data_dir for `source: hf` cards
+
+    def __post_init__(self) -> None:
+        if len(self.pack_task_sizes) != 2 or min(self.pack_task_sizes) < 1:
+            raise ReadJaxError(f"real.pack_task_sizes: expected [profiling, test] sizes >= 1, "
+                               f"got {list(self.pack_task_sizes)}")
+        if self.eval_limit < 0 or self.eval_max_new_tokens < 0:
+            raise ReadJaxError("real.eval_limit and real.eval_max_new_tokens must be >= 0")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ReadJaxError(f"real.dtype: expected float32 or bfloat16, got {self.dtype!r}")
+        for name, mix in self.pack_tasks.items():
+            if not isinstance(mix, dict) or not mix or any(not isinstance(v, (int, float)) or v < 0
+                                                          for v in mix.values()):
+                raise ReadJaxError(f"real.pack_tasks.{name}: expected a mapping capability -> weight >= 0")

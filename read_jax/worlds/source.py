@@ -1,0 +1,47 @@
+"""The synthetic world as a data source (`read_jax.sources`): world, task, recipe models, tokenizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from read_jax.errors import ReadJaxError
+from read_jax.sources import Components
+
+
+def _load_model(spec: str, config: Any, world):
+    from read_jax.models import load_hf
+    from read_jax.worlds import recipe
+
+    if spec.startswith("recipe:"):
+        name = spec.split(":", 1)[1]
+        if name not in recipe.RECIPES_BY_NAME:
+            raise ReadJaxError(f"unknown recipe {name!r}; known: {', '.join(sorted(recipe.RECIPES_BY_NAME))}")
+        chosen = recipe.RECIPES_BY_NAME[name]
+        if (chosen.world_seed, chosen.world_preset) != (config.world_seed, config.world_preset):
+            raise ReadJaxError(f"recipe {name!r} trains on world seed {chosen.world_seed} preset "
+                               f"{chosen.world_preset!r}, but world_seed={config.world_seed} "
+                               f"world_preset={config.world_preset!r} is configured")
+        return recipe.load_or_train(chosen, world=world)
+    return load_hf(spec)[0]
+
+
+def build_components(config: Any) -> Components:
+    """World ``config.world_seed`` / ``config.world_preset``, task ``config.loop.task``, the
+    recipe (or HF-directory) teacher and student on the world's character tokenizer."""
+    from read_jax.worlds import World, WorldConfig
+    from read_jax.worlds.tokenizer import encode_prompt
+
+    world = World(config.world_seed, WorldConfig.preset(config.world_preset))
+    if config.loop.task not in world.task_names:
+        raise ReadJaxError(f"loop.task: unknown task {config.loop.task!r}; choose one of {', '.join(world.task_names)}")
+    tokenizer = world.tokenizer()
+    teacher = _load_model(config.teacher, config, world)
+    student = _load_model(config.student, config, world)
+    for name, model in (("teacher", teacher), ("student", student)):
+        if model.config.vocab_size != len(tokenizer):
+            raise ReadJaxError(f"{name}: vocabulary ({model.config.vocab_size}) != the world tokenizer's "
+                               f"({len(tokenizer)})")
+    return Components(source=world, task=world.task(config.loop.task), teacher=teacher, student=student,
+                      tokenizer=tokenizer, encode_prompt=lambda p: encode_prompt(tokenizer, p),
+                      description={"source": "world", "world_seed": config.world_seed,
+                                   "world_preset": config.world_preset})
