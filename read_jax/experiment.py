@@ -77,19 +77,22 @@ class Experiment:
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, components: Components | None = None,
                  progress: bool = True):
         self.config, self.out = config, Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         saved = self.out / "experiment.json"
+        if self.out.exists() and not self.out.is_dir():
+            raise ReadJaxError(f"{self.out}: exists and is not a directory; choose another --out")
         if saved.exists():
             previous = json.loads(saved.read_text())
             if previous != json.loads(json.dumps(to_dict(config))):
                 raise ReadJaxError(f"{saved}: this directory holds a different experiment; use another --out")
-        else:
-            _write_json(saved, to_dict(config))
         self.progress = progress
         self.timing: dict[str, float] = {}
         tick = time.perf_counter()
+        # components first: a bad model, tokenizer, pack or task fails before anything is written
         self.c = components or build_components(config)
         self.timing["load_models"] = time.perf_counter() - tick
+        if not saved.exists():
+            self.out.mkdir(parents=True, exist_ok=True)
+            _write_json(saved, to_dict(config))
         self.caps = tuple(self.c.source.capabilities)
         tick = time.perf_counter()
         lc = config.loop
@@ -106,9 +109,15 @@ class Experiment:
         return cls(from_dict(ExperimentConfig, json.loads(path.read_text())), out_dir, progress=progress)
 
     # -- requirement ---------------------------------------------------------------------------
-    def utility(self, model, split: str) -> float:
-        return task_utility(model, self.c.task, self.c.tokenizer, self.c.encode_prompt, split,
-                            max_new_tokens=self.config.loop.generation.max_new_tokens, mesh=self.c.mesh)
+    def utility(self, model, split: str, task=None) -> float:
+        """U_τ of ``model`` on a split of the target task (or of ``task``)."""
+        tokens = self.config.real.eval_max_new_tokens or self.config.loop.generation.max_new_tokens
+        return task_utility(model, task or self.c.task, self.c.tokenizer, self.c.encode_prompt, split,
+                            max_new_tokens=tokens, mesh=self.c.mesh)
+
+    def extra_utilities(self, model) -> dict[str, float]:
+        """Test-split scores on the configured extra benchmarks (real source: ``real.extra_evals``)."""
+        return {t.name: self.utility(model, "test", t) for t in self.c.extra_tasks}
 
     def requirement(self) -> dict[str, Any]:
         """r_τ (cached in requirement.json), estimated as configured, next to the world's truth."""
@@ -120,6 +129,9 @@ class Experiment:
         true_r = self.c.task.true_r
         records: list[dict[str, Any]] = []
         if cfg.requirement == "true":
+            if true_r is None:
+                raise ReadJaxError(f"requirement: task {cfg.loop.task!r} has no known true requirement (only "
+                                   "the synthetic world's tasks do); use interventions, card or uniform")
             r = np.asarray(true_r)
         elif cfg.requirement == "uniform":
             r = np.full(n, 1.0 / n)
@@ -163,6 +175,20 @@ class Experiment:
         r = fit_requirement(records, intercept=cfg.intervention_intercept)
         return r, [dataclasses.asdict(x) for x in records]
 
+    def teacher_summary(self, samples_per_capability: int = 2) -> dict[str, Any]:
+        """The teacher's profile, its scores (a reference for the students') and a few of its real
+        probe answers per capability, so a report shows what the supervision looks like."""
+        samples = []
+        for ci, cap in enumerate(self.caps):
+            picked = [i for i, owner in enumerate(self.probes.owner) if owner == ci][:samples_per_capability]
+            samples.extend({"capability": cap, "prompt": self.probes.prompts[i],
+                            "teacher_answer": self.probes.teacher_answers[i]} for i in picked)
+        teacher = self.c.teacher
+        return {"profile": self.probes.as_dict(self.probes.loglik(teacher)),
+                "utility": self.utility(teacher, self.config.eval_split),
+                "extra_utility": self.extra_utilities(teacher),
+                "probe_samples": samples}
+
     # -- policies ------------------------------------------------------------------------------
     def run_policy(self, policy: str, r: np.ndarray) -> dict[str, Any]:
         run_dir = self.out / "runs" / policy
@@ -174,6 +200,7 @@ class Experiment:
         run.run()
         summary = run.summary()
         summary["utility"] = self.utility(run.student, self.config.eval_split)
+        summary["extra_utility"] = self.extra_utilities(run.student)
         summary["dev_utility_final"] = summary["dev_utility"][-1] if summary["dev_utility"] else None
         summary["wall_seconds"] = time.perf_counter() - tick
         summary["phase_seconds"] = phases = _phase_totals(run.history)
@@ -186,6 +213,7 @@ class Experiment:
         tick = time.perf_counter()
         initial = {"utility": self.utility(self.c.student, self.config.eval_split),
                    "dev_utility": self.utility(self.c.student, "dev"),
+                   "extra_utility": self.extra_utilities(self.c.student),
                    "profile": self.probes.as_dict(self.probes.loglik(self.c.student))}
         self.timing["initial_eval"] = time.perf_counter() - tick
         policies = {}
@@ -193,11 +221,13 @@ class Experiment:
             policies[name.replace("read_ucb", "read")] = self.run_policy(name, r)
         report = {
             "task": self.config.loop.task,
+            "metric": self.c.task.card.eval_type,
             "capabilities": list(self.caps),
             "budget": {"total_tokens": self.config.loop.budget_tokens, "accounting": self.config.loop.accounting},
             "requirement": req,
             "initial": initial,
-            "teacher": {"profile": self.probes.as_dict(self.probes.loglik(self.c.teacher))},
+            "teacher": self.teacher_summary(),
+            "components": self.c.description,
             "policies": policies,
             "eval_split": self.config.eval_split,
             "timing": self.timing,
@@ -234,7 +264,8 @@ def format_table(report: dict[str, Any]) -> str:
     caps = report["capabilities"]
     short = [c[:6] for c in caps]
     lines = [f"task {report['task']}   budget {report['budget']['total_tokens']} tokens "
-             f"({report['budget']['accounting']} accounting)   utility = exact match on {report['eval_split']}",
+             f"({report['budget']['accounting']} accounting)   utility = {report.get('metric', 'exact_match')} on "
+             f"{report['eval_split']}",
              f"{'policy':<10} {'utility':>8} {'tokens':>8} {'gen s':>7} {'train s':>8} {'probe s':>8} "
              f"{'bandit s':>9} {'dev s':>6} {'ovh %':>6}   " + " ".join(f"{s:>6}" for s in short)]
     init = report["initial"]
@@ -246,8 +277,14 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{ph.get('train', 0):>8.1f} {ph.get('probe', 0):>8.1f} {ph.get('bandit', 0):>9.1f} "
                      f"{ph.get('dev_eval', 0):>6.1f} {100 * p.get('overhead_share', 0.0):>6.1f}   " + " ".join(f"{p['profile'][c]:>6.2f}" for c in caps))
     t = report["teacher"]["profile"]
-    lines.append(f"{'teacher':<10} {'':>8} {'':>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6} {'':>6}   "
+    teacher_u = report["teacher"].get("utility")
+    lines.append(f"{'teacher':<10} {'' if teacher_u is None else f'{teacher_u:.3f}':>8} {'':>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6} {'':>6}   "
                  + " ".join(f"{t[c]:>6.2f}" for c in caps))
+    extras = sorted(init.get("extra_utility") or {})
+    if extras:
+        rows = [("initial", init), *report["policies"].items(), ("teacher", report["teacher"])]
+        lines.append("extra benchmarks (test split): " + "; ".join(
+            f"{name} " + " ".join(f"{e}={row['extra_utility'][e]:.3f}" for e in extras) for name, row in rows))
     req = report["requirement"]
     lines.append("requirement r (" + req["mode"] + "): " + " ".join(f"{v:.2f}" for v in req["estimated"]))
     if req["true"] is not None:
