@@ -111,9 +111,8 @@ class Experiment:
     # -- requirement ---------------------------------------------------------------------------
     def utility(self, model, split: str, task=None) -> float:
         """U_τ of ``model`` on a split of the target task (or of ``task``)."""
-        tokens = self.config.real.eval_max_new_tokens or self.config.loop.generation.max_new_tokens
         return task_utility(model, task or self.c.task, self.c.tokenizer, self.c.encode_prompt, split,
-                            max_new_tokens=tokens, mesh=self.c.mesh)
+                            max_new_tokens=self.config.loop.generation.eval_tokens, mesh=self.c.mesh)
 
     def extra_utilities(self, model) -> dict[str, float]:
         """Test-split scores on the configured extra benchmarks (real source: ``real.extra_evals``)."""

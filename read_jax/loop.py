@@ -62,10 +62,17 @@ class GenerationConfig:
     prompts_per_call: int = 64
     # answers cut off by max_new_tokens have no eos; training on them teaches the student not to stop
     keep_unfinished: bool = False
+    # greedy tokens per answer when the task is scored (dev checkpoints, final report); 0: max_new_tokens
+    eval_max_new_tokens: int = 0
+
+    @property
+    def eval_tokens(self) -> int:
+        return self.eval_max_new_tokens or self.max_new_tokens
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.prompts_per_call < 1:
-            raise ReadJaxError("generation.max_new_tokens and generation.prompts_per_call must be >= 1")
+        if self.max_new_tokens < 1 or self.prompts_per_call < 1 or self.eval_max_new_tokens < 0:
+            raise ReadJaxError("generation.max_new_tokens and generation.prompts_per_call must be >= 1, "
+                               "generation.eval_max_new_tokens >= 0")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ReadJaxError("generation.temperature must be >= 0 and generation.top_p in (0, 1]")
 
@@ -303,7 +310,7 @@ class ReadRun:
         if self.budget.progress + 1e-9 >= self.next_dev or self.t + 1 >= cfg.intervals or self.budget.exhausted:
             tick = time.perf_counter()
             dev = task_utility(student, self.c.task, self.c.tokenizer, self.c.encode_prompt, "dev",
-                               max_new_tokens=gen.max_new_tokens, mesh=self.c.mesh)
+                               max_new_tokens=gen.eval_tokens, mesh=self.c.mesh)
             self.dev_points.append((self.cum_proxy, dev))
             cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
             self.reward_scale = float(cal.reward_scale)

@@ -22,7 +22,6 @@ class RealSourceConfig:
     pack_task_sizes: tuple[int, ...] = (24, 48)  # (profiling split, test split) of each pack task
     extra_evals: tuple[str, ...] = ()   # further tasks (pack or cards) scored on the initial and every final student
     eval_limit: int = 0                 # score the first N test items of card tasks (0: all)
-    eval_max_new_tokens: int = 0        # greedy tokens per evaluation answer (0: loop.generation.max_new_tokens)
     tokenizer: str = ""                 # a tokenizer directory (default: the teacher's)
     chat_template: str = ""             # a Jinja chat template file, for tokenizers that have none
     dtype: str = "float32"
@@ -32,8 +31,8 @@ class RealSourceConfig:
         if len(self.pack_task_sizes) != 2 or min(self.pack_task_sizes) < 1:
             raise ReadJaxError(f"real.pack_task_sizes: expected [profiling, test] sizes >= 1, "
                                f"got {list(self.pack_task_sizes)}")
-        if self.eval_limit < 0 or self.eval_max_new_tokens < 0:
-            raise ReadJaxError("real.eval_limit and real.eval_max_new_tokens must be >= 0")
+        if self.eval_limit < 0:
+            raise ReadJaxError(f"real.eval_limit must be >= 0, got {self.eval_limit}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ReadJaxError(f"real.dtype: expected float32 or bfloat16, got {self.dtype!r}")
         for name, mix in self.pack_tasks.items():
