@@ -11,7 +11,7 @@ re-probing after every interval costs a few forward passes and never recompiles.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -47,15 +47,16 @@ def greedy_answers(model, tokenizer, encode_prompt: EncodePrompt, prompts: Seque
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _token_logliks(graphdef: nnx.GraphDef, params: Any, batch: Mapping[str, jax.Array]) -> jax.Array:
-    """Per-row mean log-likelihood of the masked (answer) tokens."""
+def _token_loglik_sums(graphdef: nnx.GraphDef, params: Any, batch: Mapping[str, jax.Array]
+                       ) -> tuple[jax.Array, jax.Array]:
+    """Per-row summed log-likelihood of the masked (answer) tokens, and how many there are."""
     model = nnx.merge(graphdef, params)
     logits = model(batch["input_ids"], attention_mask=batch["attention_mask"])
     logp = jax.nn.log_softmax(logits, axis=-1)
     labels = jnp.maximum(batch["labels"], 0)
     tok = jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
     mask = batch["loss_mask"].astype(jnp.float32)
-    return jnp.sum(tok * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
+    return jnp.sum(tok * mask, axis=1), jnp.sum(mask, axis=1)
 
 
 def _answer_batches(examples: Sequence[TokenExample], rows: int, pad_id: int) -> list[dict[str, np.ndarray]]:
@@ -64,10 +65,18 @@ def _answer_batches(examples: Sequence[TokenExample], rows: int, pad_id: int) ->
     return [collate(examples[i:i + rows], length, rows, pad_id=pad_id).arrays for i in range(0, len(examples), rows)]
 
 
+def _answer_loglik_sums(model, batches: Iterable[Mapping[str, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example summed answer log-likelihood [n] and answer token counts [n] over
+    `_answer_batches` (padding rows dropped); multiple-choice scoring needs both."""
+    graphdef, params = nnx.split(model)
+    out = [tuple(np.asarray(x) for x in _token_loglik_sums(graphdef, params, b)) for b in batches]
+    return np.concatenate([s for s, _ in out])[:n], np.concatenate([c for _, c in out])[:n]
+
+
 def _answer_logliks(model, batches: Sequence[Mapping[str, np.ndarray]], n: int) -> np.ndarray:
     """Per-example mean answer log-likelihood [n] over `_answer_batches` (padding rows dropped)."""
-    graphdef, params = nnx.split(model)
-    return np.concatenate([np.asarray(_token_logliks(graphdef, params, b)) for b in batches])[:n]
+    sums, counts = _answer_loglik_sums(model, batches, n)
+    return sums / np.maximum(counts, 1.0)
 
 
 class ProbeSuite:
@@ -111,7 +120,12 @@ class ProbeSuite:
 
 def task_utility(model, task, tokenizer, encode_prompt: EncodePrompt, split: str = "dev", *,
                  max_new_tokens: int = 32, mesh=None) -> float:
-    """U_τ: the task's mean score of the model's greedy answers on a split."""
+    """U_τ: the task's mean score on a split, of the model's greedy answers or, for a task whose
+    metric scores choices, of its choice log-likelihoods (`read_jax.evals.evaluate`)."""
+    if task.metric_kind == "choice":
+        from read_jax.evals.evaluate import evaluate_model
+
+        return evaluate_model(model, tokenizer, encode_prompt, task, split, mesh=mesh, progress=False).score
     examples = task.split(split)
     preds = greedy_answers(model, tokenizer, encode_prompt, [e.prompt for e in examples],
                            max_new_tokens=max_new_tokens, mesh=mesh)

@@ -48,7 +48,8 @@ def load_real_task(name: str, real: RealSourceConfig, pack, seed: int) -> Task:
         raise ReadJaxError(f"task {name!r}: not in real.pack_tasks and no real.cards file is configured")
     from read_jax.evals.cards import load_task
 
-    return load_task(real.cards, name, data_dir=real.data_dir or None, limit=real.eval_limit or None)
+    return load_task(real.cards, name, data_dir=real.data_dir or None, limit=real.eval_limit or None,
+                     capabilities=pack.capabilities)
 
 
 def load_chat_tokenizer(path: Path, real: RealSourceConfig):
