@@ -39,7 +39,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from read_jax.bandit import build_candidate_actions, calibrate, make_context, make_policy, proxy_reward
-from read_jax.capabilities.probes import ProbeSuite, answer_tokens, task_utility
+from read_jax.capabilities.probes import ProbeSuite, answer_tokens, decode_answer, task_utility
 from read_jax.checkpoint import RunCheckpointer
 from read_jax.config import to_dict
 from read_jax.distill.batching import Example as TokenExample, make_batches
@@ -47,6 +47,7 @@ from read_jax.distill.budget import TokenBudget
 from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax.errors import ReadJaxError
+from read_jax.evals.extract import check_format
 from read_jax.sources import Components
 from read_jax.sampling import Sampler, generate
 
@@ -64,6 +65,8 @@ class GenerationConfig:
     keep_unfinished: bool = False
     # greedy tokens per answer when the task is scored (dev checkpoints, final report); 0: max_new_tokens
     eval_max_new_tokens: int = 0
+    # train only on answers that obey their template's output format (real packs declare one per template)
+    require_format: bool = False
 
     @property
     def eval_tokens(self) -> int:
@@ -230,7 +233,8 @@ class ReadRun:
         left_intervals = cfg.intervals - self.t
         student_left = self.budget.student_limit - self.budget.student_used
         target = student_left // left_intervals if left_intervals > 1 else student_left
-        spent = {"generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0, "unfinished": 0}
+        spent = {"generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0, "unfinished": 0,
+                 "format_ok": 0}
         per_cap = np.zeros(len(self.caps))
         timing["generate"] = timing["train"] = 0.0
         losses: list[float] = []
@@ -261,6 +265,10 @@ class ReadRun:
             # never to stop, so only finished answers are kept (their generation tokens are still charged)
             finished = [i for i, (toks, fin) in enumerate(zip(out.tokens, out.finished))
                         if toks and (fin or gen.keep_unfinished)]
+            obeys = [self._obeys_format(prompts[i], out.tokens[i]) for i in finished]
+            spent["format_ok"] += sum(obeys)
+            if gen.require_format:
+                finished = [i for i, ok in zip(finished, obeys) if ok]
             examples = [TokenExample(prompt_ids[i], out.tokens[i]) for i in finished]
             keep = self.budget.fit_count((len(e.prompt), len(e.response)) for e in examples)
             if keep < len(examples):  # the first example that does not fit is cut to the tokens left
@@ -343,6 +351,15 @@ class ReadRun:
         record["timing"]["bookkeeping"] = time.perf_counter() - tick
         self._write_history()  # again, now with the bookkeeping time
         return record
+
+    def _obeys_format(self, prompt: Any, tokens: Sequence[int]) -> bool:
+        """Whether the teacher's answer obeys its template's output format (templates without one: True).
+        Counted per interval (``tokens.format_ok``); with ``generation.require_format`` the others are
+        not trained on."""
+        fmt = prompt.info.get("output_format") if getattr(prompt, "info", None) else None
+        if not fmt:
+            return True
+        return check_format(fmt, decode_answer(self.c.tokenizer, tokens))
 
     def run(self) -> dict[str, Any]:
         bar = tqdm(total=self.config.intervals, initial=self.t, desc=f"ReAD {self.config.policy}",
