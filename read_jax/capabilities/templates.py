@@ -15,6 +15,15 @@ A template is one JSON object per line of a `.jsonl` file:
 - `op` names the generator / solver family (world templates); `bonus` is a
   template-level difficulty term added to the raw difficulty.
 
+Optional keys used by real-model template packs (`read_jax.capabilities.pack`), ignored
+by the synthetic world: a slot's `record` tag (slots with the same pool and tag share one
+drawn record), and at template level `answer` (a reference-answer format string),
+`eval_type` (the metric scoring it), `factors` (difficulty factors: numbers or
+expressions), `compute` (named expressions evaluated before filling), `require`
+(conditions a draw must meet), `choices` (multiple-choice options, gold first) and
+`info` (what the metric reads from `Example.info`).  The pack gives them meaning; here
+they are only carried, so a world template file loads exactly as before.
+
 Filling is deterministic: the same template, seed and providers give the same prompt.
 """
 
@@ -24,7 +33,7 @@ import functools
 import json
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -44,6 +53,7 @@ class SlotSpec:
     type: str = "text"
     values: tuple[str, ...] | None = None
     pattern: str | None = None
+    record: str | None = None  # pack slots: which drawn record of the slot's pool fills it
 
     def __post_init__(self) -> None:
         if not _SLOT_NAME.match(self.name):
@@ -66,7 +76,7 @@ class SlotSpec:
         if isinstance(spec, list):
             return cls(name=name, type="choice", values=tuple(spec))
         if isinstance(spec, dict):
-            unknown = set(spec) - {"type", "values", "pattern"}
+            unknown = set(spec) - {"type", "values", "pattern", "record"}
             if unknown:
                 raise ReadJaxError(f"slot {name!r}: unknown keys {sorted(unknown)}")
             vals = spec.get("values")
@@ -75,6 +85,7 @@ class SlotSpec:
                 type=spec.get("type", "choice" if vals is not None else "text"),
                 values=tuple(vals) if vals is not None else None,
                 pattern=spec.get("pattern"),
+                record=spec.get("record"),
             )
         raise ReadJaxError(f"slot {name!r}: spec must be a type name, a list or an object")
 
@@ -84,6 +95,8 @@ class SlotSpec:
             d["values"] = list(self.values)
         if self.pattern is not None:
             d["pattern"] = self.pattern
+        if self.record is not None:
+            d["record"] = self.record
         return d
 
 
@@ -128,6 +141,14 @@ class Template:
     weight: float = 1.0
     bonus: float = 0.0
     style: str = ""  # "" = always active; else active only when a world selects this style
+    # pack keys (see the module docstring); carried, not interpreted, here
+    answer: str = ""
+    eval_type: str = ""
+    factors: tuple[tuple[str, Any], ...] = ()
+    compute: tuple[tuple[str, str], ...] = ()
+    require: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    info: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):
@@ -195,7 +216,8 @@ class Template:
     # ---------------------------------------------------------------- json
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Template":
-        known = {"id", "capability", "scaffold", "slots", "output_format", "op", "fixed", "weight", "bonus", "style"}
+        known = {"id", "capability", "scaffold", "slots", "output_format", "op", "fixed", "weight", "bonus", "style",
+                 *_PACK_KEYS}
         unknown = set(d) - known
         if unknown:
             raise ReadJaxError(f"template {d.get('id')!r}: unknown keys {sorted(unknown)}")
@@ -214,6 +236,7 @@ class Template:
             weight=float(d.get("weight", 1.0)),
             bonus=float(d.get("bonus", 0.0)),
             style=str(d.get("style", "")),
+            **_pack_fields(d),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,7 +257,36 @@ class Template:
             d["bonus"] = self.bonus
         if self.style:
             d["style"] = self.style
+        for k in _PACK_KEYS:
+            v = getattr(self, k)
+            if v:
+                d[k] = dict(v) if k in ("factors", "compute", "info") else list(v) if isinstance(v, tuple) else v
         return d
+
+
+_PACK_KEYS = ("answer", "eval_type", "factors", "compute", "require", "choices", "info")
+
+
+def _pack_fields(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional pack keys of a template dict, type-checked (their meaning lives in the pack)."""
+    out: dict[str, Any] = {}
+    tid = d.get("id")
+    for k in ("answer", "eval_type"):
+        if k in d:
+            if not isinstance(d[k], str):
+                raise ReadJaxError(f"template {tid!r}: {k} must be a string")
+            out[k] = d[k]
+    for k in ("factors", "compute", "info"):
+        if k in d:
+            if not isinstance(d[k], Mapping):
+                raise ReadJaxError(f"template {tid!r}: {k} must be an object")
+            out[k] = dict(d[k]) if k == "info" else tuple((str(n), v) for n, v in d[k].items())
+    for k in ("require", "choices"):
+        if k in d:
+            if not isinstance(d[k], list) or not all(isinstance(x, str) for x in d[k]):
+                raise ReadJaxError(f"template {tid!r}: {k} must be a list of strings")
+            out[k] = tuple(d[k])
+    return out
 
 
 def load_jsonl(path: str | Path) -> list[Template]:

@@ -1,0 +1,1 @@
+"""Capability template packs (data) and the deterministic builder of their seed pools."""
