@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from read_jax.capabilities.probes import ProbeSuite, task_loglik, task_utility
+from read_jax.capabilities.probes import ProbeSuite, fitting_probes, task_loglik, task_utility
 from read_jax.capabilities.requirement import (
     InterventionRecord, fit_requirement, requirement_metrics, sample_intervention_allocations,
 )
@@ -96,9 +96,11 @@ class Experiment:
         self.caps = tuple(self.c.source.capabilities)
         tick = time.perf_counter()
         lc = config.loop
-        self.probes = ProbeSuite(self.caps, self.c.source.probe_suite(lc.probes_per_capability, seed=lc.seed),
+        self.probes = ProbeSuite(self.caps, fitting_probes(self.c.source, lc.probes_per_capability, lc.seed, self.c.encode_prompt,
+                                                            lc.max_prompt_tokens),
                                  self.c.teacher, self.c.tokenizer, self.c.encode_prompt,
-                                 max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh)
+                                 max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh,
+                                 max_prompt_tokens=lc.max_prompt_tokens)
         self.timing["probes_setup"] = time.perf_counter() - tick
 
     @classmethod

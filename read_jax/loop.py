@@ -39,7 +39,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from read_jax.bandit import build_candidate_actions, calibrate, make_context, make_policy, proxy_reward
-from read_jax.capabilities.probes import ProbeSuite, answer_tokens, decode_answer, task_utility
+from read_jax.capabilities.probes import ProbeSuite, fitting_probes, answer_tokens, decode_answer, task_utility
 from read_jax.checkpoint import RunCheckpointer
 from read_jax.config import to_dict
 from read_jax.distill.batching import Example as TokenExample, make_batches
@@ -49,7 +49,8 @@ from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax.errors import ReadJaxError
 from read_jax.evals.extract import check_format
 from read_jax.sources import Components
-from read_jax.sampling import Sampler, generate
+from read_jax.generation_batches import generate_in_chunks
+from read_jax.sampling import Sampler
 
 
 # ----------------------------------------------------------------------------- config
@@ -124,6 +125,9 @@ class LoopConfig:
     seed: int = 0
     probes_per_capability: int = 32
     dev_every: float = 0.1
+    # prompts (chat template included) longer than this are redrawn, probes longer are left out; 0: no
+    # limit.  A long-context prompt costs prefill time and memory quadratic in its length on small machines.
+    max_prompt_tokens: int = 0
     generation: GenerationConfig = GenerationConfig()
     train: TrainConfig = TrainConfig()
     bandit: BanditConfig = BanditConfig()
@@ -133,6 +137,8 @@ class LoopConfig:
             raise ReadJaxError(f"budget_tokens must be >= 1, got {self.budget_tokens}")
         if self.intervals < 1:
             raise ReadJaxError(f"intervals must be >= 1, got {self.intervals}")
+        if self.max_prompt_tokens < 0:
+            raise ReadJaxError(f"max_prompt_tokens must be >= 0, got {self.max_prompt_tokens}")
         if not 0 < self.dev_every <= 1:
             raise ReadJaxError(f"dev_every must be in (0, 1], got {self.dev_every}")
         if self.accounting not in ("artifact", "paper"):
@@ -159,9 +165,11 @@ class ReadRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self.probes = probes or ProbeSuite(
-            self.caps, components.source.probe_suite(config.probes_per_capability, seed=config.seed),
+            self.caps, fitting_probes(components.source, config.probes_per_capability, config.seed,
+                                      components.encode_prompt, config.max_prompt_tokens),
             components.teacher, components.tokenizer, components.encode_prompt,
-            max_new_tokens=config.generation.max_new_tokens, mesh=components.mesh)
+            max_new_tokens=config.generation.max_new_tokens, mesh=components.mesh,
+            max_prompt_tokens=config.max_prompt_tokens)
         self.sampler = components.source.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
         self.teacher = Sampler(components.teacher, components.mesh)  # fixed: split and laid out once per run
         loss = LossConfig(ce=1.0, kl=config.train.kl_weight, temperature=config.train.temperature, chunk_size=None)
@@ -234,7 +242,7 @@ class ReadRun:
         student_left = self.budget.student_limit - self.budget.student_used
         target = student_left // left_intervals if left_intervals > 1 else student_left
         spent = {"generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0, "unfinished": 0,
-                 "format_ok": 0}
+                 "format_ok": 0, "too_long": 0}
         per_cap = np.zeros(len(self.caps))
         timing["generate"] = timing["train"] = 0.0
         losses: list[float] = []
@@ -248,12 +256,11 @@ class ReadRun:
                 if n == 0:
                     break
             tick = time.perf_counter()
-            prompts = [self.sampler.draw(w, progress=self.budget.progress) for _ in range(n)]
-            prompt_ids = [self.c.encode_prompt(p.prompt) for p in prompts]
-            out = generate(self.teacher, prompt_ids, max_new_tokens=gen.max_new_tokens,
-                           temperature=gen.temperature, top_p=gen.top_p,
-                           eos_id=self.c.tokenizer.eos_token_id,
-                           seed=int(jax.random.randint(jax.random.fold_in(jax.random.fold_in(self.key, self.t),
+            prompts, prompt_ids = self._draw_prompts(w, n, spent)
+            out = generate_in_chunks(self.teacher, prompt_ids, max_rows=gen.prompts_per_call,
+                                     max_new_tokens=gen.max_new_tokens, temperature=gen.temperature,
+                                     top_p=gen.top_p, eos_id=self.c.tokenizer.eos_token_id,
+                                     seed=int(jax.random.randint(jax.random.fold_in(jax.random.fold_in(self.key, self.t),
                                                                           1000 + call), (), 0, 2**30)))
             generated = sum(len(t) for t in out.tokens)
             self.budget.charge_generation(generated)
@@ -351,6 +358,26 @@ class ReadRun:
         record["timing"]["bookkeeping"] = time.perf_counter() - tick
         self._write_history()  # again, now with the bookkeeping time
         return record
+
+    def _draw_prompts(self, w: np.ndarray, n: int, spent: dict[str, int]) -> tuple[list[Any], list[list[int]]]:
+        """``n`` prompts drawn by allocation ``w`` with their token ids; prompts over
+        ``max_prompt_tokens`` are redrawn (counted in ``tokens.too_long``)."""
+        limit, rejected_in_a_row = self.config.max_prompt_tokens, 0
+        prompts, ids = [], []
+        while len(prompts) < n:
+            prompt = self.sampler.draw(w, progress=self.budget.progress)
+            encoded = self.c.encode_prompt(prompt.prompt)
+            if limit and len(encoded) > limit:
+                spent["too_long"] += 1
+                rejected_in_a_row += 1
+                if rejected_in_a_row >= 1000:
+                    raise ReadJaxError(f"loop.max_prompt_tokens={limit}: 1000 prompts in a row were longer "
+                                       f"(last of capability {prompt.capability!r}); raise it")
+                continue
+            rejected_in_a_row = 0
+            prompts.append(prompt)
+            ids.append(encoded)
+        return prompts, ids
 
     def _obeys_format(self, prompt: Any, tokens: Sequence[int]) -> bool:
         """Whether the teacher's answer obeys its template's output format (templates without one: True).

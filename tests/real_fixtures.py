@@ -40,10 +40,10 @@ def make_real_pair(root: Path, chat_template: str | None = CHATML, student_vocab
     vocab = len(tok)
     teacher, student = root / "teacher", root / "student"
     make_hf_model("llama", teacher, seed=0, vocab_size=vocab, num_hidden_layers=teacher_layers,
-                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, max_position_embeddings=1024)
+                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, max_position_embeddings=4096)
     make_hf_model("llama", student, seed=1, vocab_size=student_vocab or vocab, num_hidden_layers=1,
                   hidden_size=32, intermediate_size=64, eos_token_id=tok.eos_token_id,
-                  pad_token_id=tok.pad_token_id, max_position_embeddings=1024)
+                  pad_token_id=tok.pad_token_id, max_position_embeddings=4096)
     for d in (teacher, student):
         tok.save_pretrained(str(d))
     return teacher, student

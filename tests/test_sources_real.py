@@ -20,6 +20,7 @@ pytest.importorskip("read_jax.capabilities.pack", reason="the read8 capability p
 def _config(teacher, student, **real) -> ExperimentConfig:
     real = {"pack_tasks": {"mix": {"math": 0.5, "tool_use": 0.5}}, "pack_task_sizes": (4, 6), **real}
     loop = LoopConfig(task="mix", budget_tokens=2400, intervals=2, probes_per_capability=3, dev_every=1.0,
+                      max_prompt_tokens=2048,
                       generation=GenerationConfig(max_new_tokens=12, prompts_per_call=8, keep_unfinished=True),
                       train=TrainConfig(rows=8, max_length=512))
     return ExperimentConfig(source="real", teacher=str(teacher), student=str(student), loop=loop,

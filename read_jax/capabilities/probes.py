@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from read_jax.capabilities.registry import Example, exact_match
+from read_jax.errors import ReadJaxError
 from read_jax.distill.batching import Example as TokenExample, bucket_length, collate
 
 EncodePrompt = Callable[[str], list[int]]
@@ -35,15 +36,17 @@ def decode_answer(tokenizer, tokens: Sequence[int]) -> str:
 
 def greedy_answers(model, tokenizer, encode_prompt: EncodePrompt, prompts: Sequence[str], *,
                    max_new_tokens: int = 32, batch_size: int = 128, mesh=None) -> list[str]:
-    """The model's greedy answers (decoded, eos stripped), batched through the KV-cache sampler."""
-    from read_jax.sampling import generate
+    """The model's greedy answers (decoded, eos stripped), through the KV-cache sampler in
+    length-sorted chunks of at most ``batch_size`` prompts (`read_jax.generation_batches`)."""
+    from read_jax.generation_batches import generate_in_chunks
+    from read_jax.sampling import Sampler
 
-    out: list[str] = []
-    for i in range(0, len(prompts), batch_size):
-        ids = [encode_prompt(p) for p in prompts[i:i + batch_size]]
-        gen = generate(model, ids, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id, mesh=mesh)
-        out.extend(decode_answer(tokenizer, t) for t in gen.tokens)
-    return out
+    if not prompts:
+        return []
+    sampler = model if isinstance(model, Sampler) else Sampler(model, mesh)  # split and laid out once
+    out = generate_in_chunks(sampler, [encode_prompt(p) for p in prompts], max_rows=batch_size,
+                             max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id)
+    return [decode_answer(tokenizer, t) for t in out.tokens]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -60,17 +63,43 @@ def _token_loglik_sums(graphdef: nnx.GraphDef, params: Any, batch: Mapping[str, 
 
 
 def _answer_batches(examples: Sequence[TokenExample], rows: int, pad_id: int) -> list[dict[str, np.ndarray]]:
-    """(prompt, answer) examples in fixed-shape batches of ``rows`` (one length bucket: one program)."""
-    length = bucket_length(max(e.num_tokens for e in examples))
-    return [collate(examples[i:i + rows], length, rows, pad_id=pad_id).arrays for i in range(0, len(examples), rows)]
+    """(prompt, answer) examples in fixed-shape batches of at most ``rows`` rows; each batch's
+    ``index`` names its examples (-1: a padding row).
+
+    When ``rows`` rows of the longest example fit the attention bound (`MAX_PREFILL_ROWS_X_T2`),
+    examples keep their order in batches of one length bucket (one compiled program); otherwise
+    they are grouped by length so a few long ones do not pad every batch to their length."""
+    from read_jax.generation_batches import MAX_PREFILL_ROWS_X_T2, length_chunks
+
+    lengths = [e.num_tokens for e in examples]
+    length = bucket_length(max(lengths))
+    if rows * length * length <= MAX_PREFILL_ROWS_X_T2:
+        chunks = [list(range(i, min(i + rows, len(examples)))) for i in range(0, len(examples), rows)]
+        shapes = [(length, rows)] * len(chunks)
+    else:
+        chunks = length_chunks(lengths, rows)
+        shapes = [(bucket_length(max(lengths[i] for i in c)), min(rows, bucket_length(len(c), min_length=1)))
+                  for c in chunks]
+    batches = []
+    for chunk, (length, n_rows) in zip(chunks, shapes):
+        arrays = dict(collate([examples[i] for i in chunk], length, n_rows, pad_id=pad_id).arrays)
+        arrays["index"] = np.asarray(chunk + [-1] * (n_rows - len(chunk)), np.int64)
+        batches.append(arrays)
+    return batches
 
 
 def _answer_loglik_sums(model, batches: Iterable[Mapping[str, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-example summed answer log-likelihood [n] and answer token counts [n] over
     `_answer_batches` (padding rows dropped); multiple-choice scoring needs both."""
     graphdef, params = nnx.split(model)
-    out = [tuple(np.asarray(x) for x in _token_loglik_sums(graphdef, params, b)) for b in batches]
-    return np.concatenate([s for s, _ in out])[:n], np.concatenate([c for _, c in out])[:n]
+    sums, counts = np.zeros(n), np.zeros(n)
+    for b in batches:
+        index = b["index"]
+        arrays = {k: v for k, v in b.items() if k != "index"}
+        s, c = (np.asarray(x) for x in _token_loglik_sums(graphdef, params, arrays))
+        real = index >= 0
+        sums[index[real]], counts[index[real]] = s[real], c[real]
+    return sums, counts
 
 
 def _answer_logliks(model, batches: Sequence[Mapping[str, np.ndarray]], n: int) -> np.ndarray:
@@ -79,18 +108,34 @@ def _answer_logliks(model, batches: Sequence[Mapping[str, np.ndarray]], n: int) 
     return sums / np.maximum(counts, 1.0)
 
 
+def fitting_probes(source, n_per_capability: int, seed: int, encode_prompt: EncodePrompt,
+                   max_prompt_tokens: int = 0, oversample: int = 4) -> dict[str, list[Example]]:
+    """``n_per_capability`` probes per capability from ``source.probe_suite``, keeping only prompts of
+    at most ``max_prompt_tokens`` tokens (0: all): with a limit, ``oversample`` times as many are
+    drawn and the first that fit are kept (so long-context probes lean to their shorter tiers)."""
+    if not max_prompt_tokens:
+        return source.probe_suite(n_per_capability, seed=seed)
+    drawn = source.probe_suite(n_per_capability * oversample, seed=seed)
+    return {c: [ex for ex in exs if len(encode_prompt(ex.prompt)) <= max_prompt_tokens][:n_per_capability]
+            for c, exs in drawn.items()}
+
+
 class ProbeSuite:
     """Fixed teacher-answered probes per capability; ``profile(student)`` -> scores [C]."""
 
     def __init__(self, capabilities: Sequence[str], probes: Mapping[str, Sequence[Example]], teacher,
                  tokenizer, encode_prompt: EncodePrompt, *, max_new_tokens: int = 32, rows: int = 128,
-                 mesh=None):
+                 mesh=None, max_prompt_tokens: int = 0):
         self.capabilities = tuple(capabilities)
         self.tokenizer, self.encode_prompt, self.mesh = tokenizer, encode_prompt, mesh
         self.prompts: list[str] = []
         self.owner: list[int] = []
         for ci, c in enumerate(self.capabilities):
-            for ex in probes[c]:
+            kept = [ex for ex in probes[c] if not max_prompt_tokens or len(encode_prompt(ex.prompt)) <= max_prompt_tokens]
+            if not kept:
+                raise ReadJaxError(f"loop.max_prompt_tokens={max_prompt_tokens}: no probe prompt of capability "
+                                   f"{c!r} fits; raise it")
+            for ex in kept:
                 self.prompts.append(ex.prompt)
                 self.owner.append(ci)
         self.owner_arr = np.asarray(self.owner)
