@@ -9,8 +9,10 @@ so ``read-jax run --resume DIR`` finishes an interrupted experiment where it sto
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -86,22 +88,31 @@ class Experiment:
                 raise ReadJaxError(f"{saved}: this directory holds a different experiment; use another --out")
         self.progress = progress
         self.timing: dict[str, float] = {}
-        tick = time.perf_counter()
         # components first: a bad model, tokenizer, pack or task fails before anything is written
-        self.c = components or build_components(config)
-        self.timing["load_models"] = time.perf_counter() - tick
+        with self._stage("load_models", "loading models, tokenizer and tasks"):
+            self.c = components or build_components(config)
         if not saved.exists():
             self.out.mkdir(parents=True, exist_ok=True)
             _write_json(saved, to_dict(config))
         self.caps = tuple(self.c.source.capabilities)
-        tick = time.perf_counter()
         lc = config.loop
-        self.probes = ProbeSuite(self.caps, fitting_probes(self.c.source, lc.probes_per_capability, lc.seed, self.c.encode_prompt,
-                                                            lc.max_prompt_tokens),
-                                 self.c.teacher, self.c.tokenizer, self.c.encode_prompt,
-                                 max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh,
-                                 max_prompt_tokens=lc.max_prompt_tokens)
-        self.timing["probes_setup"] = time.perf_counter() - tick
+        with self._stage("probes_setup", f"the teacher answers {lc.probes_per_capability} probes per capability"):
+            probes = fitting_probes(self.c.source, lc.probes_per_capability, lc.seed, self.c.encode_prompt,
+                                    lc.max_prompt_tokens)
+            self.probes = ProbeSuite(self.caps, probes, self.c.teacher, self.c.tokenizer, self.c.encode_prompt,
+                                     max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh,
+                                     max_prompt_tokens=lc.max_prompt_tokens)
+
+    @contextlib.contextmanager
+    def _stage(self, name: str, message: str):
+        """Time a setup or evaluation stage into ``timing[name]``; say what runs (long work shows progress)."""
+        if self.progress:
+            print(f"[{name}] {message} ...", file=sys.stderr, flush=True)
+        tick = time.perf_counter()
+        yield
+        self.timing[name] = self.timing.get(name, 0.0) + time.perf_counter() - tick
+        if self.progress:
+            print(f"[{name}] done in {time.perf_counter() - tick:.1f} s", file=sys.stderr, flush=True)
 
     @classmethod
     def resume(cls, out_dir: str | Path, progress: bool = True) -> "Experiment":
@@ -209,17 +220,19 @@ class Experiment:
         return summary
 
     def run(self) -> dict[str, Any]:
-        req = self.requirement()
+        with self._stage("requirement", f"requirement r ({self.config.requirement})"):
+            req = self.requirement()
         r = np.asarray(req["estimated"])
-        tick = time.perf_counter()
-        initial = {"utility": self.utility(self.c.student, self.config.eval_split),
-                   "dev_utility": self.utility(self.c.student, "dev"),
-                   "extra_utility": self.extra_utilities(self.c.student),
-                   "profile": self.probes.as_dict(self.probes.loglik(self.c.student))}
-        self.timing["initial_eval"] = time.perf_counter() - tick
+        with self._stage("initial_eval", "scoring the initial student"):
+            initial = {"utility": self.utility(self.c.student, self.config.eval_split),
+                       "dev_utility": self.utility(self.c.student, "dev"),
+                       "extra_utility": self.extra_utilities(self.c.student),
+                       "profile": self.probes.as_dict(self.probes.loglik(self.c.student))}
         policies = {}
         for name in self.config.policies:
             policies[name.replace("read_ucb", "read")] = self.run_policy(name, r)
+        with self._stage("teacher_eval", "scoring the teacher (reference)"):
+            teacher = self.teacher_summary()
         report = {
             "task": self.config.loop.task,
             "metric": self.c.task.card.eval_type,
@@ -227,7 +240,7 @@ class Experiment:
             "budget": {"total_tokens": self.config.loop.budget_tokens, "accounting": self.config.loop.accounting},
             "requirement": req,
             "initial": initial,
-            "teacher": self.teacher_summary(),
+            "teacher": teacher,
             "components": self.c.description,
             "policies": policies,
             "eval_split": self.config.eval_split,
