@@ -27,9 +27,9 @@ def _config(teacher, student, **real) -> ExperimentConfig:
                             real=RealSourceConfig(**real), policies=("read_ucb", "uniform"), requirement="uniform")
 
 
-def test_real_source_runs_the_experiment(tmp_path):
+def test_real_source_runs_the_experiment_on_a_mesh(tmp_path, eight_devices):
     teacher, student = make_real_pair(tmp_path)
-    report = Experiment(_config(teacher, student), tmp_path / "exp", progress=False).run()
+    report = Experiment(_config(teacher, student, mesh=(2, 2, 2)), tmp_path / "exp", progress=False).run()
     caps = report["capabilities"]
     assert len(caps) == 8 and report["components"]["source"] == "real"
     for name, p in report["policies"].items():
@@ -87,3 +87,11 @@ def test_unknown_task_names_both_places_it_looked(tmp_path):
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, task="nope"))
     with pytest.raises(ReadJaxError, match="not in real.pack_tasks and no real.cards"):
         Experiment(cfg, tmp_path / "exp", progress=False)
+
+
+def test_a_mesh_that_does_not_match_the_devices_is_one_line(tmp_path):
+    teacher, student = make_real_pair(tmp_path)
+    with pytest.raises(ReadJaxError, match=r"real.mesh: mesh shape \(3, 1, 1\) needs 3 devices, have 8"):
+        Experiment(_config(teacher, student, mesh=(3, 1, 1)), tmp_path / "exp", progress=False)
+    with pytest.raises(ReadJaxError, match="real.mesh: expected"):
+        RealSourceConfig(mesh=(2, 2))

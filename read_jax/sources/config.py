@@ -26,6 +26,9 @@ class RealSourceConfig:
     chat_template: str = ""             # a Jinja chat template file, for tokenizers that have none
     dtype: str = "float32"
     data_dir: str = ""                  # tensorflow-datasets data_dir for `source: hf` cards
+    # device mesh (data, fsdp, tp) the models are loaded onto and run on, one entry may be -1 (all the
+    # devices left); empty: one device
+    mesh: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.pack_task_sizes) != 2 or min(self.pack_task_sizes) < 1:
@@ -33,6 +36,8 @@ class RealSourceConfig:
                                f"got {list(self.pack_task_sizes)}")
         if self.eval_limit < 0:
             raise ReadJaxError(f"real.eval_limit must be >= 0, got {self.eval_limit}")
+        if self.mesh and (len(self.mesh) != 3 or any(m == 0 or m < -1 for m in self.mesh)):
+            raise ReadJaxError(f"real.mesh: expected [data, fsdp, tp] sizes >= 1 (one may be -1), got {list(self.mesh)}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ReadJaxError(f"real.dtype: expected float32 or bfloat16, got {self.dtype!r}")
         for name, mix in self.pack_tasks.items():

@@ -82,6 +82,18 @@ def check_vocabularies(teacher_config, student_config, tokenizer, teacher_dir: P
                            f"({teacher_config.vocab_size}); pass the models' own tokenizer with real.tokenizer=DIR")
 
 
+def _mesh(shape: Sequence[int]):
+    """The configured (data, fsdp, tp) mesh over this process's devices, or None for one device."""
+    if not shape:
+        return None
+    from read_jax.sharding import make_mesh
+
+    try:
+        return make_mesh(tuple(shape))
+    except ValueError as err:
+        raise ReadJaxError(f"real.mesh: {err}") from None
+
+
 def build_components(config: Any) -> Components:
     from read_jax.capabilities.pack import CapabilityPack
     from read_jax.models.hf import encode_prompt, load_hf, read_hf_config
@@ -105,10 +117,11 @@ def build_components(config: Any) -> Components:
                                    f"{real.pack!r} ({', '.join(pack.capabilities)})")
     source = PackSource(pack, [p for t in (task, *extra) for p in task_prompts(t)])
 
-    teacher = load_hf(teacher_dir, dtype=real.dtype)[0]
-    student = load_hf(student_dir, dtype=real.dtype)[0]
+    mesh = _mesh(real.mesh)
+    teacher = load_hf(teacher_dir, dtype=real.dtype, mesh=mesh)[0]
+    student = load_hf(student_dir, dtype=real.dtype, mesh=mesh)[0]
     return Components(source=source, task=task, teacher=teacher, student=student, tokenizer=tokenizer,
-                      encode_prompt=lambda p: encode_prompt(tokenizer, p), extra_tasks=extra,
+                      encode_prompt=lambda p: encode_prompt(tokenizer, p), extra_tasks=extra, mesh=mesh,
                       description={"source": "real", "teacher": str(teacher_dir), "student": str(student_dir),
                                    "teacher_params": teacher_config.num_params(),
                                    "student_params": student_config.num_params(),
