@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "kd-step": "read_jax.bench.kd_step",
     "kd-memory": "read_jax.bench.kd_memory",
     "bandit": "read_jax.bench.bandit",
+    "device": "read_jax.bench.device",
 }
 
 # name -> (module, help); each module exposes `main(argv: list[str]) -> int`
@@ -27,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("read_jax.demo", "run the main job on the embedded default"),
     "run": ("read_jax.run", "run a configured experiment (CONFIG [key.sub=value ...] | --resume DIR)"),
     "bench": ("read_jax.cli", "benchmarks against the reference implementations"),
+    "plan": ("read_jax.plan", "memory / time plan of a teacher-student pair on a mesh, before weights (CONFIG)"),
+    "eval": ("read_jax.eval_cli", "score a model or predictions on a benchmark task card (CARDS --task NAME)"),
+    "convert": ("read_jax.convert", "write a model spec (HF dir, org/name, .gguf, alias[#keep=N]) as an HF dir"),
 }
 
 

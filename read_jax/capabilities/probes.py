@@ -109,7 +109,7 @@ def _answer_logliks(model, batches: Sequence[Mapping[str, np.ndarray]], n: int) 
 
 
 def fitting_probes(source, n_per_capability: int, seed: int, encode_prompt: EncodePrompt,
-                   max_prompt_tokens: int = 0, oversample: int = 4) -> dict[str, list[Example]]:
+                   max_prompt_tokens: int = 0, oversample: int = 16) -> dict[str, list[Example]]:
     """``n_per_capability`` probes per capability from ``source.probe_suite``, keeping only prompts of
     at most ``max_prompt_tokens`` tokens (0: all): with a limit, ``oversample`` times as many are
     drawn and the first that fit are kept (so long-context probes lean to their shorter tiers)."""
