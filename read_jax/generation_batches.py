@@ -20,14 +20,18 @@ from read_jax.sampling import GenerateOutput, bucket, generate
 MAX_PREFILL_ROWS_X_T2 = 1 << 24
 
 
-def length_chunks(lengths: Sequence[int], max_rows: int, budget: int = MAX_PREFILL_ROWS_X_T2) -> list[list[int]]:
+def length_chunks(lengths: Sequence[int], max_rows: int, budget: int = MAX_PREFILL_ROWS_X_T2,
+                  one_bucket: bool = False) -> list[list[int]]:
     """Indices of ``lengths`` grouped shortest first, each group at most ``max_rows`` rows with
-    rows × bucket(longest)² ≤ ``budget`` (a group of one row may exceed it)."""
+    rows × bucket(longest)² ≤ ``budget`` (a group of one row may exceed it); with ``one_bucket``
+    every group's prompts also share one power-of-two length bucket, so no short prompt pays
+    for a long one's KV cache at every decode step (a decode step reads rows × T cache slots)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     chunks: list[list[int]] = []
     for i in order:
         t = bucket(lengths[i])
-        if chunks and len(chunks[-1]) < max_rows and (len(chunks[-1]) + 1) * t * t <= budget:
+        same = not one_bucket or (chunks and bucket(lengths[chunks[-1][0]]) == t)
+        if chunks and same and len(chunks[-1]) < max_rows and (len(chunks[-1]) + 1) * t * t <= budget:
             chunks[-1].append(i)
         else:
             chunks.append([i])
@@ -35,12 +39,14 @@ def length_chunks(lengths: Sequence[int], max_rows: int, budget: int = MAX_PREFI
 
 
 def generate_in_chunks(model: Any, prompt_ids: Sequence[Sequence[int]], *, max_rows: int,
-                       budget: int = MAX_PREFILL_ROWS_X_T2, seed: int = 0,
+                       budget: int = MAX_PREFILL_ROWS_X_T2, seed: int = 0, one_bucket: bool = False,
                        on_chunk: Callable[[int], None] | None = None, **kwargs: Any) -> GenerateOutput:
-    """`read_jax.sampling.generate` over length-sorted chunks, results in input order.
+    """`read_jax.sampling.generate` over length-sorted chunks (`length_chunks`), results in input order.
 
-    Chunk ``j`` samples with seed ``seed + j`` (rows of one call already get distinct keys)."""
-    chunks = length_chunks([len(p) for p in prompt_ids], max_rows, budget)
+    Chunk ``j`` samples with seed ``seed + j`` (rows of one call already get distinct keys).  Greedy
+    decoding gives every row the same tokens however rows are grouped, so evaluation can use
+    ``one_bucket``; sampling keeps a single call's rows in order where they fit one call."""
+    chunks = length_chunks([len(p) for p in prompt_ids], max_rows, budget, one_bucket)
     if len(chunks) == 1:  # one call: rows in the caller's order, exactly as a plain `generate`
         chunks = [list(range(len(prompt_ids)))]
     n = len(prompt_ids)

@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     parser.add_argument("--resume", type=Path, default=None, help="continue the experiment in this directory")
     parser.add_argument("--out", type=Path, default=None, help="experiment directory (default runs/<config>)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options may come after the overrides
     if (args.config is None) == (args.resume is None):
         raise ReadJaxError("give either CONFIG or --resume DIR")
 

@@ -9,14 +9,17 @@ from read_jax.sampling import bucket, generate
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(1, 3000), min_size=1, max_size=80), st.integers(1, 64), st.integers(1 << 10, 1 << 24))
-def test_chunks_cover_every_prompt_once_within_the_bound(lengths, max_rows, budget):
-    chunks = length_chunks(lengths, max_rows, budget)
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=80), st.integers(1, 64), st.integers(1 << 10, 1 << 24),
+       st.booleans())
+def test_chunks_cover_every_prompt_once_within_the_bound(lengths, max_rows, budget, one_bucket):
+    chunks = length_chunks(lengths, max_rows, budget, one_bucket)
     assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
     for c in chunks:
         assert len(c) <= max_rows
         longest = bucket(max(lengths[i] for i in c))
         assert len(c) == 1 or len(c) * longest * longest <= budget
+        if one_bucket:
+            assert len({bucket(lengths[i]) for i in c}) == 1
 
 
 def test_chunked_greedy_generation_equals_one_prompt_at_a_time():

@@ -44,7 +44,7 @@ def greedy_answers(model, tokenizer, encode_prompt: EncodePrompt, prompts: Seque
     if not prompts:
         return []
     sampler = model if isinstance(model, Sampler) else Sampler(model, mesh)  # split and laid out once
-    out = generate_in_chunks(sampler, [encode_prompt(p) for p in prompts], max_rows=batch_size,
+    out = generate_in_chunks(sampler, [encode_prompt(p) for p in prompts], max_rows=batch_size, one_bucket=True,
                              max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id)
     return [decode_answer(tokenizer, t) for t in out.tokens]
 

@@ -53,15 +53,18 @@ def evenly_spaced_layers(num_layers: int, keep: int) -> list[int]:
     return [(2 * i * (num_layers - 1) + keep - 1) // (2 * (keep - 1)) for i in range(keep)]
 
 
+def _checked(layers: list[int], num_layers: int, where: str) -> list[int]:
+    if not layers or layers != sorted(set(layers)) or layers[0] < 0 or layers[-1] >= num_layers:
+        raise CheckpointFormatError(f"{where}: layers {layers} are not increasing indices in [0, {num_layers})")
+    return layers
+
+
 def _parse_suffix(spec: str, suffix: str, num_layers: int) -> list[int]:
     key, _, value = suffix.partition("=")
-    if key in ("keep", "layers") and re.fullmatch(r"\d+(,\d+)*", value) and (key == "layers" or value.isdigit()):
-        numbers = [int(v) for v in value.split(",")]
-        if key == "keep":
-            return evenly_spaced_layers(num_layers, numbers[0])
-        if numbers != sorted(set(numbers)) or numbers[-1] >= num_layers:
-            raise CheckpointFormatError(f"{spec!r}: layers must be increasing indices in [0, {num_layers})")
-        return numbers
+    if key == "keep" and value.isdigit():
+        return evenly_spaced_layers(num_layers, int(value))
+    if key == "layers" and re.fullmatch(r"\d+(,\d+)*", value):
+        return _checked([int(v) for v in value.split(",")], num_layers, repr(spec))
     raise CheckpointFormatError(f"{spec!r}: suffix {'#' + suffix!r} is not '#keep=N' or '#layers=I,J,...'")
 
 
@@ -82,8 +85,7 @@ def derive_layer_subset(hf_dir: str | os.PathLike, out_dir: str | os.PathLike, l
 
     hf_dir = Path(hf_dir)
     total = _num_layers(hf_dir)
-    if not layers or sorted(set(layers)) != list(layers) or layers[0] < 0 or layers[-1] >= total:
-        raise CheckpointFormatError(f"{hf_dir}: layers {layers} are not increasing indices in [0, {total})")
+    layers = _checked(list(layers), total, str(hf_dir))
     config = json.loads((hf_dir / CONFIG_FILE).read_text())
     config["num_hidden_layers"] = len(layers)
     for key in PER_LAYER_KEYS:
