@@ -32,6 +32,8 @@ def test_real_source_runs_the_experiment_on_a_mesh(tmp_path, eight_devices):
     report = Experiment(_config(teacher, student, mesh=(2, 2, 2)), tmp_path / "exp", progress=False).run()
     caps = report["capabilities"]
     assert len(caps) == 8 and report["components"]["source"] == "real"
+    true_r = dict(zip(caps, report["requirement"]["true"]))  # the pack task's mixture, for the report only
+    assert true_r["math"] == true_r["tool_use"] == 0.5 and report["requirement"]["metrics"] is not None
     for name, p in report["policies"].items():
         assert 0.0 <= p["utility"] <= 1.0, name
         assert 0 < p["tokens_used"] <= 2400, name

@@ -8,10 +8,11 @@ one line instead of after minutes of loading.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from read_jax.capabilities.registry import Example, Task
+from read_jax.capabilities.registry import CapabilityRegistry, Example, Task
 from read_jax.capabilities.sampler import PromptSampler
 from read_jax.errors import ReadJaxError
 from read_jax.sources import Components
@@ -43,7 +44,12 @@ def load_real_task(name: str, real: RealSourceConfig, pack, seed: int) -> Task:
     """A pack-built task (``real.pack_tasks``) or a benchmark from ``real.cards``."""
     if name in real.pack_tasks:
         n_dev, n_test = real.pack_task_sizes
-        return pack.task(name, real.pack_tasks[name], n_dev=n_dev, n_test=n_test, seed=seed)
+        task = pack.task(name, real.pack_tasks[name], n_dev=n_dev, n_test=n_test, seed=seed)
+        # its items are drawn capability by capability with the mixture's weights: as for the synthetic
+        # world's workloads, that mixture is the task's known requirement, for the report only (ReAD
+        # never reads it)
+        mixture = CapabilityRegistry(pack.capabilities).vector(real.pack_tasks[name], normalise=True)
+        return dataclasses.replace(task, true_r=mixture)
     if not real.cards:
         raise ReadJaxError(f"task {name!r}: not in real.pack_tasks and no real.cards file is configured")
     from read_jax.evals.cards import load_task
