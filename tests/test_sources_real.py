@@ -97,3 +97,19 @@ def test_a_mesh_that_does_not_match_the_devices_is_one_line(tmp_path):
         Experiment(_config(teacher, student, mesh=(3, 1, 1)), tmp_path / "exp", progress=False)
     with pytest.raises(ReadJaxError, match="real.mesh: expected"):
         RealSourceConfig(mesh=(2, 2))
+
+
+def test_cli_bad_real_config_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from read_jax.cli import main
+
+    monkeypatch.setenv("READ_JAX_MALLOC", "default")  # no malloc restart inside the test process
+    teacher, student = make_real_pair(tmp_path, student_vocab=400)
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"source": "real", "teacher": str(teacher), "student": str(student),
+                                      "real": {"pack_tasks": {"mix": {"math": 1.0}}}, "loop": {"task": "mix"}}))
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "vocabulary size 400 differs" in err[0]
+    assert not (tmp_path / "out").exists()
