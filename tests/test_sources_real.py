@@ -109,7 +109,10 @@ def test_cli_bad_real_config_exits_2_with_one_line_and_writes_nothing(tmp_path, 
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump({"source": "real", "teacher": str(teacher), "student": str(student),
                                       "real": {"pack_tasks": {"mix": {"math": 1.0}}}, "loop": {"task": "mix"}}))
+    capsys.readouterr()  # the fixture's own output
     assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "vocabulary size 400 differs" in err[0]
+    errors = [line for line in err if "error" in line.lower() or "Traceback" in line]
+    assert errors == [err[-1]] and err[-1].startswith("read-jax run: error: student ")
+    assert "vocabulary size 400 differs" in err[-1]
     assert not (tmp_path / "out").exists()
