@@ -167,14 +167,10 @@ def task_utility(model, task, tokenizer, encode_prompt: EncodePrompt, split: str
                  max_new_tokens: int = 32, mesh=None) -> float:
     """U_τ: the task's mean score on a split, of the model's greedy answers or, for a task whose
     metric scores choices, of its choice log-likelihoods (`read_jax.evals.evaluate`)."""
-    if task.metric_kind == "choice":
-        from read_jax.evals.evaluate import evaluate_model
+    from read_jax.evals.evaluate import evaluate_model
 
-        return evaluate_model(model, tokenizer, encode_prompt, task, split, mesh=mesh, progress=False).score
-    examples = task.split(split)
-    preds = greedy_answers(model, tokenizer, encode_prompt, [e.prompt for e in examples],
-                           max_new_tokens=max_new_tokens, mesh=mesh)
-    return float(np.mean([task.score(p, e) for p, e in zip(preds, examples)]))
+    return evaluate_model(model, tokenizer, encode_prompt, task, split, max_new_tokens=max_new_tokens,
+                          batch_size=128, mesh=mesh, progress=False).score
 
 
 def task_loglik(model, task, tokenizer, encode_prompt: EncodePrompt, split: str = "dev", rows: int = 128) -> float:

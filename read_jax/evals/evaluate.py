@@ -79,12 +79,16 @@ def generate_completions(model, tokenizer, encode_prompt: EncodePrompt, prompts:
                          max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 32, mesh=None,
                          progress: bool = True, desc: str = "generate") -> list[str]:
     """Greedy completions, ``batch_size`` prompts per sampler call."""
+    from read_jax.sampling import Sampler
+
+    # split and laid out once, not once per batch (on CPU a Sampler copies the weights into its layout)
+    sampler = model if isinstance(model, Sampler) else Sampler(model, mesh)
     out: list[str] = []
     with _progress(len(prompts), desc, "item", progress) as bar:
         for i in range(0, len(prompts), batch_size):
             chunk = list(prompts[i:i + batch_size])
-            out.extend(greedy_answers(model, tokenizer, encode_prompt, chunk, max_new_tokens=max_new_tokens,
-                                      batch_size=batch_size, mesh=mesh))
+            out.extend(greedy_answers(sampler, tokenizer, encode_prompt, chunk, max_new_tokens=max_new_tokens,
+                                      batch_size=batch_size))
             bar.update(len(chunk))
     return out
 
