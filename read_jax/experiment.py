@@ -27,6 +27,7 @@ from read_jax.config import from_dict, to_dict
 from read_jax.errors import ReadJaxError
 from read_jax.capabilities.registry import CapabilityRegistry
 from read_jax.loop import LoopConfig, ReadRun
+from read_jax.run_files import make_dir, read_json, write_json
 from read_jax.sources import SOURCES, Components, build_components
 from read_jax.sources.config import RealSourceConfig
 
@@ -67,12 +68,6 @@ class ExperimentConfig:
             raise ReadJaxError(f"eval_split must be 'dev' or 'test', got {self.eval_split!r}")
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
-
-
 class Experiment:
     """Drives requirement identification and the policy runs of one experiment directory."""
 
@@ -83,7 +78,7 @@ class Experiment:
         if self.out.exists() and not self.out.is_dir():
             raise ReadJaxError(f"{self.out}: exists and is not a directory; choose another --out")
         if saved.exists():
-            previous = json.loads(saved.read_text())
+            previous = read_json(saved, "experiment config")
             if previous != json.loads(json.dumps(to_dict(config))):
                 raise ReadJaxError(f"{saved}: this directory holds a different experiment; use another --out")
         self.progress = progress
@@ -92,8 +87,8 @@ class Experiment:
         with self._stage("load_models", "loading models, tokenizer and tasks"):
             self.c = components or build_components(config)
         if not saved.exists():
-            self.out.mkdir(parents=True, exist_ok=True)
-            _write_json(saved, to_dict(config))
+            make_dir(self.out)
+            write_json(saved, to_dict(config))
         self.caps = tuple(self.c.source.capabilities)
         lc = config.loop
         with self._stage("probes_setup", f"the teacher answers {lc.probes_per_capability} probes per capability"):
@@ -119,7 +114,7 @@ class Experiment:
         path = Path(out_dir) / "experiment.json"
         if not path.is_file():
             raise ReadJaxError(f"{out_dir}: not an experiment directory (experiment.json not found)")
-        return cls(from_dict(ExperimentConfig, json.loads(path.read_text())), out_dir, progress=progress)
+        return cls(from_dict(ExperimentConfig, read_json(path, "experiment config")), out_dir, progress=progress)
 
     # -- requirement ---------------------------------------------------------------------------
     def utility(self, model, split: str, task=None) -> float:
@@ -135,7 +130,7 @@ class Experiment:
         """r_τ (cached in requirement.json), estimated as configured, next to the world's truth."""
         path = self.out / "requirement.json"
         if path.exists():
-            return json.loads(path.read_text())
+            return read_json(path, "requirement")
         tick = time.perf_counter()
         cfg, n = self.config, len(self.caps)
         true_r = self.c.task.true_r
@@ -158,7 +153,7 @@ class Experiment:
                   "true": None if true_r is None else [float(v) for v in true_r],
                   "metrics": None if true_r is None else requirement_metrics(r, true_r),
                   "interventions": records, "seconds": time.perf_counter() - tick}
-        _write_json(path, result)
+        write_json(path, result)
         return result
 
     def _intervention_utility(self, model) -> float:
@@ -247,11 +242,11 @@ class Experiment:
             "timing": self.timing,
             "config": to_dict(self.config),
         }
-        _write_json(self.out / "report.json", report)
+        write_json(self.out / "report.json", report)
         from read_jax.plots import plot_report
 
         report["plots"] = [str(p) for p in plot_report(report, self.out)]
-        _write_json(self.out / "report.json", report)
+        write_json(self.out / "report.json", report)
         return report
 
 

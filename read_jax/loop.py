@@ -26,9 +26,8 @@ that fit the student pool are trained on (the last one cut to the tokens left).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +38,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from read_jax.bandit import build_candidate_actions, calibrate, make_context, make_policy, proxy_reward
-from read_jax.capabilities.probes import ProbeSuite, fitting_probes, answer_tokens, decode_answer, task_utility
+from read_jax.capabilities.probes import ProbeSuite, fitting_probes, decode_answer, task_utility
 from read_jax.checkpoint import RunCheckpointer
 from read_jax.config import to_dict
 from read_jax.distill.batching import Example as TokenExample, make_batches
@@ -48,6 +47,7 @@ from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax.errors import ReadJaxError
 from read_jax.evals.extract import check_format
+from read_jax.run_files import make_dir, read_json, write_json, write_jsonl
 from read_jax.sources import Components
 from read_jax.generation_batches import generate_in_chunks
 from read_jax.sampling import Sampler
@@ -162,7 +162,7 @@ class ReadRun:
         if self.r.shape != (len(self.caps),):
             raise ReadJaxError(f"requirement has {self.r.shape} entries for {len(self.caps)} capabilities")
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = make_dir(run_dir)
         self.progress = progress
         self.probes = probes or ProbeSuite(
             self.caps, fitting_probes(components.source, config.probes_per_capability, config.seed,
@@ -207,9 +207,7 @@ class ReadRun:
         self._ckpt = RunCheckpointer(self.run_dir / self.CHECKPOINTS, max_to_keep=2)
         run_file = self.run_dir / self.RUN_FILE
         if not run_file.exists():
-            tmp = run_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"config": to_dict(config), "requirement": self.r.tolist()}, indent=2))
-            tmp.replace(run_file)
+            write_json(run_file, {"config": to_dict(config), "requirement": self.r.tolist()})
 
     def _compile_policy(self) -> None:
         """Run the policy's select and update once on this run's shapes and throw the results away:
@@ -446,9 +444,7 @@ class ReadRun:
         self._ckpt.wait()
 
     def _write_history(self) -> None:
-        tmp = self.run_dir / (self.HISTORY + ".tmp")
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in self.history))
-        tmp.replace(self.run_dir / self.HISTORY)
+        write_jsonl(self.run_dir / self.HISTORY, self.history)
 
     def load(self, step: int | None = None) -> None:
         """Restore the state of a saved interval (the latest by default) into this run."""
@@ -474,5 +470,5 @@ def read_saved_config(run_dir: str | Path) -> tuple[dict[str, Any], list[float]]
     path = Path(run_dir) / ReadRun.RUN_FILE
     if not path.is_file():
         raise ReadJaxError(f"{run_dir}: not a run directory ({ReadRun.RUN_FILE} not found)")
-    data = json.loads(path.read_text())
+    data = read_json(path, "run config")
     return data["config"], data["requirement"]

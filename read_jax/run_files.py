@@ -1,0 +1,76 @@
+"""Every file a run writes besides its orbax checkpoints goes through here.
+
+Why one place: a run may be killed (preemption, kill -9) or hit a full disk at any instant, and
+a reader (``--resume``, plots, a user) must then find either the old file or the new one, never
+half of one.  So each write goes to a temporary file in the same directory, is flushed to disk,
+and replaces the target with one atomic rename; a failed write removes its temporary file and
+raises a one-line `ReadJaxError` naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from read_jax import faults
+from read_jax.errors import ReadJaxError
+
+TMP_SUFFIX = ".tmp"
+
+
+def _fail(path: Path, err: OSError) -> ReadJaxError:
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    return ReadJaxError(f"{path}: cannot write ({reason}); free space or choose another --out")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path`` by ``text`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            faults.point("write:" + path.name)  # a kill here leaves only the temporary file behind
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _fail(path, err) from None
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[Any]) -> None:
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Load a JSON file a run wrote; a truncated or corrupt one is a one-line error naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ReadJaxError(f"{path}: corrupt {what} ({err.__class__.__name__} at byte "
+                           f"{getattr(err, 'pos', getattr(err, 'start', '?'))}); restore it or start a new --out") from None
+
+
+def make_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) or fail with one line naming the part that is in the way."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ReadJaxError(f"{path}: exists and is not a directory; choose another --out") from None
+    except NotADirectoryError:
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+        raise ReadJaxError(f"{blocker}: is a file, so {path} cannot be created; choose another --out") from None
+    except OSError as err:
+        raise _fail(path, err) from None
+    return path
