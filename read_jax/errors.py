@@ -11,3 +11,7 @@ class ReadJaxError(ValueError):
 
 class CheckpointFormatError(ReadJaxError):
     """A Hugging Face checkpoint directory that cannot be loaded as asked."""
+
+
+class NumericalFault(ReadJaxError):
+    """A non-finite loss, gradient, probe score or reward: the run stops before checkpointing it."""

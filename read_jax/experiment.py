@@ -23,11 +23,14 @@ from read_jax.capabilities.probes import ProbeSuite, fitting_probes, task_loglik
 from read_jax.capabilities.requirement import (
     InterventionRecord, fit_requirement, requirement_metrics, sample_intervention_allocations,
 )
-from read_jax.config import from_dict, to_dict
+import read_jax
+from read_jax import faults
+from read_jax.config import from_dict, override, to_dict
 from read_jax.errors import ReadJaxError
 from read_jax.capabilities.registry import CapabilityRegistry
 from read_jax.loop import LoopConfig, ReadRun
 from read_jax.run_files import make_dir, read_json, write_json
+from read_jax.run_lock import RunLock
 from read_jax.sources import SOURCES, Components, build_components
 from read_jax.sources.config import RealSourceConfig
 
@@ -72,25 +75,36 @@ class Experiment:
     """Drives requirement identification and the policy runs of one experiment directory."""
 
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, components: Components | None = None,
-                 progress: bool = True):
+                 progress: bool = True, changed_config: bool = False):
         self.config, self.out = config, Path(out_dir)
         saved = self.out / "experiment.json"
         if self.out.exists() and not self.out.is_dir():
             raise ReadJaxError(f"{self.out}: exists and is not a directory; choose another --out")
+        self.lock = RunLock(self.out)
         if saved.exists():
-            previous = read_json(saved, "experiment config")
-            if previous != json.loads(json.dumps(to_dict(config))):
-                raise ReadJaxError(f"{saved}: this directory holds a different experiment; use another --out")
+            self.lock.check()
+            _check_version(self.out)
+            if not changed_config:
+                _check_same_config(saved, config)
         self.progress = progress
         self.timing: dict[str, float] = {}
         # components first: a bad model, tokenizer, pack or task fails before anything is written
         with self._stage("load_models", "loading models, tokenizer and tasks"):
             self.c = components or build_components(config)
-        if not saved.exists():
-            make_dir(self.out)
-            write_json(saved, to_dict(config))
+        make_dir(self.out)
+        self.lock.acquire()
+        try:
+            if changed_config or not saved.exists():
+                write_json(self.out / VERSION_FILE, {"read_jax": read_jax.__version__})  # first: resume reads it
+                write_json(saved, to_dict(config))
+            self._setup_probes()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _setup_probes(self) -> None:
+        lc = self.config.loop
         self.caps = tuple(self.c.source.capabilities)
-        lc = config.loop
         with self._stage("probes_setup", f"the teacher answers {lc.probes_per_capability} probes per capability"):
             probes = fitting_probes(self.c.source, lc.probes_per_capability, lc.seed, self.c.encode_prompt,
                                     lc.max_prompt_tokens)
@@ -110,11 +124,22 @@ class Experiment:
             print(f"[{name}] done in {time.perf_counter() - tick:.1f} s", file=sys.stderr, flush=True)
 
     @classmethod
-    def resume(cls, out_dir: str | Path, progress: bool = True) -> "Experiment":
+    def resume(cls, out_dir: str | Path, overrides: list[str] = (), progress: bool = True) -> "Experiment":
+        """Continue the experiment in ``out_dir``; ``overrides`` change its saved config explicitly (e.g. a
+        smaller learning rate after a numerical fault), each change printed and saved with the config."""
         path = Path(out_dir) / "experiment.json"
         if not path.is_file():
             raise ReadJaxError(f"{out_dir}: not an experiment directory (experiment.json not found)")
-        return cls(from_dict(ExperimentConfig, read_json(path, "experiment config")), out_dir, progress=progress)
+        saved = from_dict(ExperimentConfig, read_json(path, "experiment config"))
+        config = override(saved, list(overrides))
+        changes = _differences(to_dict(saved), to_dict(config))
+        for field, (old, new) in changes.items():
+            print(f"read-jax: resuming with {field} changed from {old!r} to {new!r}", file=sys.stderr)
+        return cls(config, out_dir, progress=progress, changed_config=bool(changes))
+
+    def close(self) -> None:
+        """Give up the directory (the run lock); `run` does it when it ends, however it ends."""
+        self.lock.release()
 
     # -- requirement ---------------------------------------------------------------------------
     def utility(self, model, split: str, task=None) -> float:
@@ -173,10 +198,13 @@ class Experiment:
             run = ReadRun(dataclasses.replace(loop, seed=cfg.loop.seed + 1 + i), self.c,
                           self.out / "interventions" / f"{i:02d}", np.full(len(self.caps), 1 / len(self.caps)),
                           probes=self.probes, progress=False, policy_kwargs={"allocation": tuple(w)})
+            if run.has_checkpoint():  # finished (or part-way) before an interruption
+                run.load()
             run.run()
             du = self._intervention_utility(run.student) - base_u
             ds = (run.s - run.initial_profile).tolist()
             records.append(InterventionRecord(cfg.loop.task, tuple(w), tuple(ds), du))
+            faults.point("intervention")
             if self.progress:
                 print(f"  intervention {i + 1}/{len(allocations)}: ΔU = {du:+.3f}")
         r = fit_requirement(records, intercept=cfg.intervention_intercept)
@@ -215,6 +243,12 @@ class Experiment:
         return summary
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> dict[str, Any]:
         with self._stage("requirement", f"requirement r ({self.config.requirement})"):
             req = self.requirement()
         r = np.asarray(req["estimated"])
@@ -226,6 +260,7 @@ class Experiment:
         policies = {}
         for name in self.config.policies:
             policies[name.replace("read_ucb", "read")] = self.run_policy(name, r)
+            faults.point("policy_done")
         with self._stage("teacher_eval", "scoring the teacher (reference)"):
             teacher = self.teacher_summary()
         report = {
@@ -248,6 +283,39 @@ class Experiment:
         report["plots"] = [str(p) for p in plot_report(report, self.out)]
         write_json(self.out / "report.json", report)
         return report
+
+
+VERSION_FILE = "version.json"
+
+
+def _check_version(out: Path) -> None:
+    """A directory written by another read_jax version may hold state this one reads differently."""
+    path = out / VERSION_FILE
+    written = read_json(path, "version record")["read_jax"] if path.exists() else "unknown (before 0.1.0)"
+    if written != read_jax.__version__:
+        raise ReadJaxError(f"{out}: written by read_jax {written}, this is {read_jax.__version__}; resume it with "
+                           "that version or start a new --out")
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """{dotted field: (a's value, b's value)} for every leaf where two config dicts differ."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out.update(_differences(x, y, f"{prefix}{key}."))
+        elif x != y:
+            out[prefix + key] = (x, y)
+    return out
+
+
+def _check_same_config(saved: Path, config: ExperimentConfig) -> None:
+    previous = read_json(saved, "experiment config")
+    changes = _differences(previous, json.loads(json.dumps(to_dict(config))))
+    if changes:
+        field, (old, new) = next(iter(changes.items()))
+        raise ReadJaxError(f"{saved}: this directory holds a different experiment ({field} is {old!r} there, "
+                           f"{new!r} here); use another --out, or --resume DIR {field}=VALUE to change it")
 
 
 def _phase_totals(history: list[dict[str, Any]]) -> dict[str, float]:

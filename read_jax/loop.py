@@ -45,7 +45,8 @@ from read_jax.distill.batching import Example as TokenExample, make_batches
 from read_jax.distill.budget import TokenBudget
 from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
-from read_jax.errors import ReadJaxError
+from read_jax import faults
+from read_jax.errors import NumericalFault, ReadJaxError
 from read_jax.evals.extract import check_format
 from read_jax.run_files import make_dir, read_json, write_json, write_jsonl
 from read_jax.sources import Components
@@ -260,6 +261,7 @@ class ReadRun:
                                      top_p=gen.top_p, eos_id=self.c.tokenizer.eos_token_id,
                                      seed=int(jax.random.randint(jax.random.fold_in(jax.random.fold_in(self.key, self.t),
                                                                           1000 + call), (), 0, 2**30)))
+            faults.point("generate")
             generated = sum(len(t) for t in out.tokens)
             self.budget.charge_generation(generated)
             spent["generated"] += generated
@@ -288,8 +290,12 @@ class ReadRun:
                                             pad_id=self.c.tokenizer.pad_token_id)
             for batch in batches:
                 self.budget.charge_batch(batch)
+                if faults.nan_here("train"):  # test hook: corrupt weights, the real step computes nan
+                    self.distiller.params = jax.tree.map(lambda p: p * jnp.nan, self.distiller.params)
                 metrics = self.distiller.step(batch.arrays)
+                self._check_finite(metrics, batch_index=len(losses))
                 losses.append(metrics["loss"])
+                faults.point("train")
                 spent["prompt"] += batch.prompt_tokens
                 spent["label"] += batch.label_tokens
                 spent["padding"] += batch.padding_tokens
@@ -306,6 +312,10 @@ class ReadRun:
         tick = time.perf_counter()
         student = self.distiller.student
         s_new = self.probes.loglik(student)
+        bad = [cap for cap, v in zip(self.caps, s_new) if not np.isfinite(v)]
+        if bad:
+            raise NumericalFault(self._fault_where() + f"probe score of {bad[0]!r} is {s_new[self.caps.index(bad[0])]}")
+        faults.point("probe")
         timing["probe"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -317,6 +327,7 @@ class ReadRun:
         self.policy_state = self.policy.update(self.policy_state, x, jnp.asarray(w, jnp.float32),
                                                jnp.asarray(reward, jnp.float32), delta_s=jnp.asarray(ds, jnp.float32))
         self.cum_proxy += proxy
+        faults.point("bandit")
         timing["bandit"] += time.perf_counter() - tick
 
         dev = None
@@ -330,6 +341,7 @@ class ReadRun:
             self.policy_state = self.policy.on_checkpoint(self.policy_state, jnp.asarray(dev, jnp.float32))
             while self.next_dev <= self.budget.progress + 1e-9:
                 self.next_dev += cfg.dev_every
+            faults.point("dev_eval")
             timing["dev_eval"] = time.perf_counter() - tick
 
         record = {
@@ -389,14 +401,31 @@ class ReadRun:
     def run(self) -> dict[str, Any]:
         bar = tqdm(total=self.config.intervals, initial=self.t, desc=f"ReAD {self.config.policy}",
                    disable=not self.progress, unit="interval")
-        while not self.done():
-            rec = self.step()
-            bar.update(1)
-            bar.set_postfix(used=f"{self.budget.used}/{self.budget.limit}",
-                            dev="-" if rec["dev_utility"] is None else f"{rec['dev_utility']:.2f}")
-        bar.close()
-        self.flush()
+        try:
+            while not self.done():
+                rec = self.step()
+                bar.update(1)
+                bar.set_postfix(used=f"{self.budget.used}/{self.budget.limit}",
+                                dev="-" if rec["dev_utility"] is None else f"{rec['dev_utility']:.2f}")
+        finally:  # however the run stops (a numerical fault included), the last good checkpoint is on disk
+            bar.close()
+            self.flush()
         return self.summary()
+
+    def _fault_where(self) -> str:
+        return (f"{self.run_dir}: interval {self.t} (0-based; the last good checkpoint is interval {self.t - 1}"
+                if self.t else f"{self.run_dir}: interval 0 (no checkpoint yet") + ") stopped: "
+
+    def _check_finite(self, metrics: dict[str, float], batch_index: int) -> None:
+        """Stop at the first non-finite loss or gradient, before it reaches a checkpoint (the step's
+        metrics are already on the host, so this costs no extra device sync)."""
+        for name in ("loss", "grad_norm"):
+            value = metrics.get(name)
+            if value is not None and not np.isfinite(value):
+                raise NumericalFault(
+                    self._fault_where() + f"{name} is {value} at optimizer step {self.distiller.step_count - 1}, "
+                    f"batch {batch_index} of the interval; resume with --resume DIR and a changed setting, "
+                    "e.g. loop.train.learning_rate=...")
 
     # -- results -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -4,7 +4,9 @@ CONFIG is a YAML file of `read_jax.experiment.ExperimentConfig` fields (see
 ``experiments/*.yaml``); overrides use the same dotted names, e.g.
 ``loop.budget_tokens=30000 loop.seed=2 policies=[read_ucb,uniform]``.  The experiment
 directory (``--out``, default ``runs/<config name>``) keeps every finished stage, so
-``--resume DIR`` continues an interrupted experiment where it stopped.
+``--resume DIR`` continues an interrupted experiment where it stopped (from its last finished interval,
+however it stopped: kill -9 included); ``--resume DIR key=value`` continues it with a setting changed
+explicitly, e.g. a smaller learning rate after a numerical fault.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resume", type=Path, default=None, help="continue the experiment in this directory")
     parser.add_argument("--out", type=Path, default=None, help="experiment directory (default runs/<config>)")
     args = parser.parse_intermixed_args(argv)  # options may come after the overrides
-    if (args.config is None) == (args.resume is None):
+    if args.config is None and args.resume is None:
         raise ReadJaxError("give either CONFIG or --resume DIR")
 
     from read_jax.config import load_yaml
@@ -31,9 +33,11 @@ def main(argv: list[str]) -> int:
 
     enable_compilation_cache()
     if args.resume is not None:
-        if args.overrides:
-            raise ReadJaxError("--resume takes no overrides: the experiment's saved config is used")
-        exp = Experiment.resume(args.resume)
+        if args.config is not None and "=" in str(args.config):  # `--resume DIR key=value`: an override
+            args.overrides.insert(0, str(args.config))
+        elif args.config is not None:
+            raise ReadJaxError("give either CONFIG or --resume DIR, not both")
+        exp = Experiment.resume(args.resume, args.overrides)
         out = args.resume
     else:
         config = load_yaml(ExperimentConfig, args.config, args.overrides)
