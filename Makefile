@@ -20,7 +20,7 @@ test: install
 	$(PY) -m pytest -q
 
 demo: install
-	$(VENV)/bin/read-jax demo
+	$(VENV)/bin/read-jax demo --cpu-malloc
 
 bench: install
 	$(VENV)/bin/read-jax bench all --json

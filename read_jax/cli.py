@@ -54,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"read-jax: error: unknown command {argv[0]!r}", file=sys.stderr)
             return 2
         return 0
-    name, rest = argv[0], argv[1:]
-    if name in ("demo", "run"):  # long training jobs: keep XLA:CPU's per-step buffers mapped
+    if argv[0] in ("demo", "run"):  # long training jobs may opt in to keeping XLA:CPU's step buffers mapped
         from read_jax.distill.cpu import restart_with_retained_malloc
 
-        restart_with_retained_malloc("read_jax.cli", argv)
+        argv = restart_with_retained_malloc("read_jax.cli", argv)
+    name, rest = argv[0], argv[1:]
     try:
         if name == "bench":
             return bench_main(rest)

@@ -37,17 +37,36 @@ def retained_malloc_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return {**(os.environ if base is None else base), **RETAIN_MALLOC_ENV}
 
 
-def restart_with_retained_malloc(module: str, argv: list[str]) -> None:
-    """Replace this process by ``python -m module *argv`` under `RETAIN_MALLOC_ENV`, once.
+OPT_IN_FLAG = "--cpu-malloc"
+OPT_IN_ENV = "READ_JAX_MALLOC"  # "retain": opt in; anything else (or unset): glibc's defaults
 
-    For long CPU jobs (`read-jax demo`, `read-jax run`): glibc only reads the variables at
-    start-up, so the command line re-executes itself before importing jax.  No-op when the
-    variables are already set, off Linux, or with ``READ_JAX_MALLOC=default`` in the environment.
+
+def runs_on_cpu_only() -> bool:
+    """Whether JAX will run on the CPU backend, decided without importing jax (the restart has to
+    happen before): ``JAX_PLATFORMS`` if set, else no TPU / GPU plugin installed."""
+    import importlib.util
+
+    platforms = os.environ.get("JAX_PLATFORMS", "").strip().lower()
+    if platforms:
+        return platforms == "cpu"
+    plugins = ("libtpu", "jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin")
+    return not any(importlib.util.find_spec(name) for name in plugins)
+
+
+def restart_with_retained_malloc(module: str, argv: list[str]) -> list[str]:
+    """Opt-in (``--cpu-malloc`` in ``argv`` or ``READ_JAX_MALLOC=retain``): replace this process by
+    ``python -m module *argv`` under `RETAIN_MALLOC_ENV`, once, for long CPU jobs (`read-jax demo`,
+    `read-jax run`).  glibc only reads the variables at start-up, so the command line re-executes
+    itself before importing jax.  Never on Linux-less hosts or when JAX will use a TPU or GPU, where
+    the setting buys nothing.  Returns ``argv`` without the flag.
     """
     import sys
 
-    if malloc_retains_memory() or not sys.platform.startswith("linux") or os.environ.get("READ_JAX_MALLOC") == "default":
-        return
+    wanted = OPT_IN_FLAG in argv or os.environ.get(OPT_IN_ENV) == "retain"
+    argv = [a for a in argv if a != OPT_IN_FLAG]
+    if not wanted or malloc_retains_memory() or not sys.platform.startswith("linux") or not runs_on_cpu_only():
+        return argv
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", module, *argv], retained_malloc_env())
+    return argv  # not reached
