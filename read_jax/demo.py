@@ -1,7 +1,7 @@
 """`read-jax demo [--quick] [--out DIR]`: ReAD end to end on the embedded synthetic world.
 
-On one composite task and one budget it runs ReAD (BLR-UCB) and the uniform and one-hot
-baselines at equal budget, with a real teacher (a decoder trained from scratch on the
+On one task (by default the `dev_assistant` workload: code and tool-use requests) and one budget
+it runs ReAD (BLR-UCB) and the uniform and one-hot baselines under the same budget limit, with a real teacher (a decoder trained from scratch on the
 world, shipped with the package or trained on first use), real generation, real training
 and probes; prints a table and writes ``report.json``, a ``history.jsonl`` per policy and
 plots to ``--out``.
@@ -20,7 +20,7 @@ import numpy as np
 from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, TrainConfig
 
 # The default task: a workload of code and tool-use requests (true r: code 0.6, tool_use 0.4, hidden
-# from ReAD), where the shipped student starts weak (test exact match 0.05).  Composed tasks such as
+# from ReAD), where the shipped student starts weak (test exact match 0.031: 4 of 128 requests).  Composed tasks such as
 # code_tool do not respond to capability-only distillation at this scale: with the oracle allocation,
 # code and tool-use accuracy roughly double while code_tool falls (the composition is forgotten);
 # they still run with --task.
