@@ -53,13 +53,13 @@ def test_policies_run_paired_over_seeds_and_regret_is_against_the_candidates():
     key, n_seeds = jax.random.PRNGKey(0), 4
     # "random" chooses among the candidates and compiles fast; read_ucb inside scan + vmap is
     # covered by the linear-bandit test and the bandit_simulation experiment
-    ucb = run_seeds(make_policy("random", n_caps=CFG.n_caps), key, n_seeds, CFG)
-    assert ucb.allocations.shape == (n_seeds, CFG.n_steps, CFG.n_caps)
-    assert np.all(np.asarray(ucb.oracle - ucb.expected) >= -1e-6)  # chooses among the candidates
-    assert np.all(np.diff(np.asarray(ucb.regret), axis=1) >= -1e-6)
-    assert np.all(np.isfinite(np.asarray(ucb.utility)))
+    random_run = run_seeds(make_policy("random", n_caps=CFG.n_caps), key, n_seeds, CFG)
+    assert random_run.allocations.shape == (n_seeds, CFG.n_steps, CFG.n_caps)
+    assert np.all(np.asarray(random_run.oracle - random_run.expected) >= -1e-6)  # chooses among the candidates
+    assert np.all(np.diff(np.asarray(random_run.regret), axis=1) >= -1e-6)
+    assert np.all(np.isfinite(np.asarray(random_run.utility)))
     best, fixed = best_fixed_in_hindsight(key, n_seeds, CFG)
     assert 0 <= best < 3 + 3 * 3
-    np.testing.assert_allclose(fixed.utility0, ucb.utility0)  # same worlds for every policy
-    np.testing.assert_allclose(fixed.oracle[:, 0], ucb.oracle[:, 0], rtol=1e-6)  # same start state
+    np.testing.assert_allclose(fixed.utility0, random_run.utility0)  # same worlds for every policy
+    np.testing.assert_allclose(fixed.oracle[:, 0], random_run.oracle[:, 0], rtol=1e-6)  # same start state
     assert np.allclose(np.asarray(fixed.allocations)[:, 1:], np.asarray(fixed.allocations)[:, :-1])  # fixed

@@ -65,9 +65,15 @@ def test_interrupted_run_resumes_exactly(tmp_path, components):
 
 
 def test_unfinished_answers_are_not_trained_on(tmp_path, components):
-    config = LoopConfig(budget_tokens=800, intervals=1, probes_per_capability=2, dev_every=1.0,
-                        generation=GenerationConfig(max_new_tokens=4, prompts_per_call=16), train=TrainConfig(rows=8))
-    run = ReadRun(config, components, tmp_path / "drop", R, progress=False)
-    rec = run.step()
-    assert rec["tokens"]["unfinished"] > 0  # a random teacher almost never stops within 4 tokens
-    assert rec["tokens"]["label"] == 0 or rec["tokens"]["examples"] > 0
+    def first_interval(keep_unfinished: bool) -> dict:
+        config = LoopConfig(budget_tokens=800, intervals=1, probes_per_capability=2, dev_every=1.0,
+                            generation=GenerationConfig(max_new_tokens=4, prompts_per_call=16,
+                                                        keep_unfinished=keep_unfinished), train=TrainConfig(rows=8))
+        return ReadRun(config, components, tmp_path / str(keep_unfinished), R, progress=False).step()
+
+    dropped, kept = first_interval(False), first_interval(True)  # same seed: the same first teacher answers
+    assert dropped["tokens"]["unfinished"] > 0  # a random teacher almost never stops within 4 tokens
+    assert kept["tokens"]["unfinished"] == 0 and kept["tokens"]["examples"] > 0
+    # dropping them trains on fewer answers than keeping them
+    assert dropped["tokens"]["examples"] < kept["tokens"]["examples"]
+    assert dropped["tokens"]["examples"] == sum(dropped["examples_per_capability"])
