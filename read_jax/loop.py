@@ -38,6 +38,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from read_jax.bandit import build_candidate_actions, calibrate, make_context, make_policy, proxy_reward
+from read_jax.bandit.guards import check_reward
 from read_jax.capabilities.probes import ProbeSuite, fitting_probes, decode_answer, task_utility
 from read_jax.checkpoint import RunCheckpointer
 from read_jax.config import to_dict
@@ -324,8 +325,9 @@ class ReadRun:
         b = cfg.bandit
         proxy = float(proxy_reward(self.r, ds, cost, b.beta, b.cost_lambda, b.top_k))
         reward = self.reward_scale * proxy
-        self.policy_state = self.policy.update(self.policy_state, x, jnp.asarray(w, jnp.float32),
-                                               jnp.asarray(reward, jnp.float32), delta_s=jnp.asarray(ds, jnp.float32))
+        check_reward(reward, self._fault_where() + f"reward = reward_scale {self.reward_scale!r} x proxy {proxy!r}")
+        self.policy_state = self.policy.update(self.policy_state, x, jnp.asarray(w, jnp.float32), reward,
+                                               delta_s=jnp.asarray(ds, jnp.float32))
         self.cum_proxy += proxy
         faults.point("bandit")
         timing["bandit"] += time.perf_counter() - tick
@@ -338,7 +340,7 @@ class ReadRun:
             self.dev_points.append((self.cum_proxy, dev))
             cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
             self.reward_scale = float(cal.reward_scale)
-            self.policy_state = self.policy.on_checkpoint(self.policy_state, jnp.asarray(dev, jnp.float32))
+            self.policy_state = self.policy.on_checkpoint(self.policy_state, dev)
             while self.next_dev <= self.budget.progress + 1e-9:
                 self.next_dev += cfg.dev_every
             faults.point("dev_eval")

@@ -13,6 +13,11 @@ changes lives in a ``chex.dataclass`` state, so ``select`` / ``update`` are pure
 candidate allocations [K, C] (rows with ``mask`` False are never chosen), ``allocation`` the [C]
 simplex vector to play.  Policies that do not choose among candidates (uniform, task-static,
 ODM, DoReMi) return their own allocation and ignore ``actions``.
+
+``select`` / ``update`` / ``on_checkpoint`` are plain Python entry points that refuse non-finite
+contexts, rewards and dev utilities with a one-line `ReadJaxError` (`guards`), then call the
+jitted ``_select`` / ``_update`` / ``_on_checkpoint``; pass host floats / numpy arrays to check
+them without a device sync.  Rewards past +-1e15 are clipped (`guards.REWARD_LIMIT`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import jax.numpy as jnp
 
 from read_jax.bandit import blr, ensemble
 from read_jax.bandit.features import ContextLayout, FeatureMap
+from read_jax.bandit.guards import REWARD_LIMIT, check_context, check_reward, check_scalar
 from read_jax.bandit.reward import ARTIFACT_KAPPA_DECAY, decay_kappa
 from read_jax.errors import ReadJaxError
 
@@ -56,6 +62,35 @@ class Policy(Protocol):
 _jit_method = functools.partial(jax.jit, static_argnums=0)
 
 
+class _GuardedEntry:
+    """The Python-level entry points every policy shares: check the inputs, then call the jitted
+    ``_select`` / ``_update`` / ``_on_checkpoint``.
+
+    Non-finite contexts, rewards and dev utilities raise `ReadJaxError` here (jitted code cannot
+    raise, and one NaN poisons a learning policy for the rest of the run); see `guards` for what
+    is checked without a device sync and for the reward / context range the policies guarantee.
+    Called with tracers (inside ``jit`` / ``scan`` / ``vmap``) the checks are skipped.
+    """
+
+    def select(self, state, context, actions, key, mask=None):
+        context = check_context(context, f"bandit policy {self.name!r} select")
+        return self._select(state, context, actions, key, mask)
+
+    def update(self, state, context, allocation, reward, delta_s=None):
+        where = f"bandit policy {self.name!r} update"
+        reward = check_reward(reward, where)
+        context = check_context(context, where)
+        return self._update(state, context, allocation, reward, delta_s)
+
+    def on_checkpoint(self, state, dev_utility):
+        dev_utility = check_scalar(dev_utility, "dev utility", f"bandit policy {self.name!r} on_checkpoint")
+        return self._on_checkpoint(state, dev_utility)
+
+    def _on_checkpoint(self, state, dev_utility):
+        del dev_utility
+        return state
+
+
 def _masked_logits(actions: Array, mask: Array | None) -> Array:
     if mask is None:
         return jnp.zeros((actions.shape[0],))
@@ -76,7 +111,7 @@ class StepState:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Stateless:
+class _Stateless(_GuardedEntry):
     """Base for policies without learning: counting steps is their whole state."""
 
     n_caps: int
@@ -87,13 +122,9 @@ class _Stateless:
         return StepState(step=jnp.zeros((), jnp.int32))
 
     @_jit_method
-    def update(self, state, context, allocation, reward, delta_s=None):
+    def _update(self, state, context, allocation, reward, delta_s=None):
         del context, allocation, reward, delta_s
         return state.replace(step=state.step + 1)
-
-    def on_checkpoint(self, state, dev_utility):
-        del dev_utility
-        return state
 
     @property
     def layout(self) -> ContextLayout:
@@ -107,7 +138,7 @@ class UniformPolicy(_Stateless):
     name: str = "uniform"
 
     @_jit_method
-    def select(self, state, context, actions, key, mask=None):
+    def _select(self, state, context, actions, key, mask=None):
         del context, actions, key, mask
         return jnp.full((self.n_caps,), 1.0 / self.n_caps), state
 
@@ -119,7 +150,7 @@ class TaskStaticPolicy(_Stateless):
     name: str = "task_static"
 
     @_jit_method
-    def select(self, state, context, actions, key, mask=None):
+    def _select(self, state, context, actions, key, mask=None):
         del actions, key, mask
         r = jnp.maximum(jnp.asarray(context)[self.layout.r], 0.0)
         total = jnp.sum(r)
@@ -134,7 +165,7 @@ class OneHotPolicy(_Stateless):
     name: str = "one_hot"
 
     @_jit_method
-    def select(self, state, context, actions, key, mask=None):
+    def _select(self, state, context, actions, key, mask=None):
         del actions, key, mask
         r = jnp.asarray(context)[self.layout.r]
         return jax.nn.one_hot(jnp.argmax(r), self.n_caps), state
@@ -147,7 +178,7 @@ class RandomPolicy(_Stateless):
     name: str = "random"
 
     @_jit_method
-    def select(self, state, context, actions, key, mask=None):
+    def _select(self, state, context, actions, key, mask=None):
         del context
         idx = jax.random.categorical(key, _masked_logits(actions, mask))
         return jnp.asarray(actions)[idx], state
@@ -163,7 +194,7 @@ class FixedState:
 
 
 @dataclasses.dataclass(frozen=True)
-class BestFixedPolicy:
+class BestFixedPolicy(_GuardedEntry):
     """A fixed allocation every step: the paper's "best fixed grid allocation" baseline.
 
     "Best" is chosen in hindsight (an oracle): run every grid allocation as a fixed schedule and
@@ -178,31 +209,39 @@ class BestFixedPolicy:
     index: int = 0
     name: str = "best_fixed"
 
+    def __post_init__(self) -> None:
+        if self.allocation is None:
+            return
+        alloc = [float(v) for v in self.allocation]
+        if len(alloc) != self.n_caps:
+            raise ReadJaxError(f"best_fixed allocation has {len(alloc)} entries for {self.n_caps} capabilities")
+        if not all(math.isfinite(v) and v >= 0.0 for v in alloc) or abs(sum(alloc) - 1.0) > 1e-3:
+            raise ReadJaxError(f"best_fixed allocation must be finite, >= 0 and sum to 1, got {alloc}")
+
     def init(self, key: Array) -> FixedState:
         del key
-        if self.allocation is None:  # NaN marks "use candidate `index`"
-            alloc = jnp.full((self.n_caps,), jnp.nan)
-        else:
+        if self.allocation is None:  # all zeros (not an allocation) marks "use candidate `index`"
+            alloc = jnp.zeros((self.n_caps,), jnp.float32)
+        else:  # validated in __post_init__; renormalised so float32 rounding keeps the sum at 1
             alloc = jnp.asarray(self.allocation, jnp.float32)
-        if alloc.shape != (self.n_caps,):
-            raise ReadJaxError(f"best_fixed allocation has {alloc.shape[0]} entries for {self.n_caps} capabilities")
+            alloc = alloc / jnp.sum(alloc)
         return FixedState(allocation=alloc, index=jnp.asarray(self.index, jnp.int32), step=jnp.zeros((), jnp.int32))
 
     @_jit_method
-    def select(self, state, context, actions, key, mask=None):
+    def _select(self, state, context, actions, key, mask=None):
         del context, key, mask
         from_index = jnp.asarray(actions)[jnp.clip(state.index, 0, actions.shape[0] - 1)]
-        use_fixed = jnp.all(jnp.isfinite(state.allocation))
-        return jnp.where(use_fixed, state.allocation, from_index), state
+        alloc = state.allocation
+        total = jnp.sum(alloc)
+        # the sentinel (all zeros; NaN in older checkpoints) or any state that is not on the simplex
+        # plays candidate `index` instead
+        use_fixed = jnp.all(jnp.isfinite(alloc)) & jnp.all(alloc >= 0) & (total > 0)
+        return jnp.where(use_fixed, alloc / jnp.where(use_fixed, total, 1.0), from_index), state
 
     @_jit_method
-    def update(self, state, context, allocation, reward, delta_s=None):
+    def _update(self, state, context, allocation, reward, delta_s=None):
         del context, allocation, reward, delta_s
         return state.replace(step=state.step + 1)
-
-    def on_checkpoint(self, state, dev_utility):
-        del dev_utility
-        return state
 
 
 @chex.dataclass
@@ -217,7 +256,7 @@ class ReadState:
 
 
 @dataclasses.dataclass(frozen=True)
-class ReadPolicy:
+class ReadPolicy(_GuardedEntry):
     """ReAD's contextual bandit (Cheng et al. 2026, method.md §5).
 
     ``model="blr"``: Bayesian linear regression on phi(x, w) (`features.FeatureMap`), exact
@@ -233,7 +272,7 @@ class ReadPolicy:
     Defaults: features phi = h(w) x [1, r, s, w_prev, ds_prev, b] elementwise
     (``interaction="diagonal"``, 96 features for |C| = 8) rather than the full outer product
     (544 features): ~20 decisions per run cannot fit 544 coefficients, and on the simulator the two
-    gave the same utility.  kappa = 1 (the artifact's value is not documented); on our simulator
+    gave the same utility.  kappa = 1 (the artifact's `read.yml` sets κ₀ = 1.0); on our simulator
     smaller kappa did slightly better over 20 steps (see experiments/bandit_simulation.py).
     """
 
@@ -278,7 +317,9 @@ class ReadPolicy:
         return ReadState(
             model=model,
             kappa=jnp.asarray(self.kappa, jnp.float32),
-            best_dev=jnp.asarray(-jnp.inf, jnp.float32),
+            # the lowest finite float32, below every utility (the first checkpoint never shrinks
+            # kappa) and finite, so every state leaf is finite (older checkpoints hold -inf: same)
+            best_dev=jnp.asarray(jnp.finfo(jnp.float32).min, jnp.float32),
             pivot=jnp.zeros((), jnp.float32),
             step=jnp.zeros((), jnp.int32),
         )
@@ -304,7 +345,7 @@ class ReadPolicy:
         return s, state.replace(model=fitted)
 
     @_jit_method
-    def select(self, state, context, actions, key, mask=None):
+    def _select(self, state, context, actions, key, mask=None):
         actions = jnp.asarray(actions, jnp.float32)
         k_score, k_rand = jax.random.split(key)
         scores, new_state = self.scores(state, context, actions, k_score)
@@ -314,9 +355,11 @@ class ReadPolicy:
         return actions[idx], new_state
 
     @_jit_method
-    def update(self, state, context, allocation, reward, delta_s=None):
+    def _update(self, state, context, allocation, reward, delta_s=None):
         del delta_s
-        reward = jnp.asarray(reward, jnp.float32)
+        # clipped to +-REWARD_LIMIT (1e15): the BLR's float32 sums of squared targets overflow near
+        # 2e19 (see `guards`); NaN is refused before this jitted call
+        reward = jnp.clip(jnp.asarray(reward, jnp.float32), -REWARD_LIMIT, REWARD_LIMIT)
         if self.model == "blr":
             pivot = jnp.where(state.step == 0, reward, state.pivot)
             phi = self.features(context, allocation)
@@ -327,7 +370,7 @@ class ReadPolicy:
         return state.replace(model=model, pivot=pivot, step=state.step + 1)
 
     @_jit_method
-    def on_checkpoint(self, state, dev_utility):
+    def _on_checkpoint(self, state, dev_utility):
         kappa, best = decay_kappa(state.kappa, state.best_dev, dev_utility, self.kappa_decay)
         return state.replace(kappa=kappa, best_dev=best)
 
@@ -339,7 +382,7 @@ class OdmState:
 
 
 @dataclasses.dataclass(frozen=True)
-class OdmPolicy:
+class OdmPolicy(_GuardedEntry):
     """Online Data Mixing: EXP3 over capabilities (Albalak et al. 2023, "Efficient Online Data
     Mixing For Language Model Pre-Training").
 
@@ -371,24 +414,25 @@ class OdmPolicy:
         t = state.step + 1
         eps_t = self._eps(t)
         eps_prev = jnp.where(t > 1, self._eps(t - 1), 1.0 / self.n_caps)
-        return (1.0 - self.n_caps * eps_t) * jax.nn.softmax(eps_prev * state.reward_est) + eps_t
+        # softmax(eps R) written as softmax(eps (R - max R)): the same mixture, but the largest logit
+        # is exactly 0.  With softmax(eps R) XLA on CPU fuses eps * R into an FMA inside
+        # exp(eps R - max(eps R)), so the top logit comes out as +-(rounding error of eps R) instead
+        # of 0: +-128 at R ~ 7e9, exp overflows or underflows and the mixture turned NaN.
+        est = state.reward_est
+        return (1.0 - self.n_caps * eps_t) * jax.nn.softmax(eps_prev * (est - jnp.max(est))) + eps_t
 
     @_jit_method
-    def select(self, state, context, actions, key, mask=None):
+    def _select(self, state, context, actions, key, mask=None):
         del context, actions, key, mask
         return self.mixture(state), state
 
     @_jit_method
-    def update(self, state, context, allocation, reward, delta_s=None):
+    def _update(self, state, context, allocation, reward, delta_s=None):
         del reward, delta_s
         loss = self.loss_offset - jnp.asarray(context)[ContextLayout(self.n_caps).s]
         pi = jnp.maximum(jnp.asarray(allocation, jnp.float32), 1e-6)
         est = self.alpha * state.reward_est + (1.0 - self.alpha) * loss / pi
         return state.replace(reward_est=est, step=state.step + 1)
-
-    def on_checkpoint(self, state, dev_utility):
-        del dev_utility
-        return state
 
 
 @chex.dataclass
@@ -398,7 +442,7 @@ class DoremiState:
 
 
 @dataclasses.dataclass(frozen=True)
-class DoremiPolicy:
+class DoremiPolicy(_GuardedEntry):
     """DoReMi-style multiplicative weights on excess loss (Xie et al. 2023, "DoReMi: Optimizing
     Data Mixtures Speeds Up Language Model Pretraining").
 
@@ -423,21 +467,17 @@ class DoremiPolicy:
         )
 
     @_jit_method
-    def select(self, state, context, actions, key, mask=None):
+    def _select(self, state, context, actions, key, mask=None):
         del context, actions, key, mask
         alpha = jax.nn.softmax(state.log_alpha)
         return (1.0 - self.smoothing) * alpha + self.smoothing / self.n_caps, state
 
     @_jit_method
-    def update(self, state, context, allocation, reward, delta_s=None):
+    def _update(self, state, context, allocation, reward, delta_s=None):
         del allocation, reward, delta_s
         s = jnp.asarray(context)[ContextLayout(self.n_caps).s]
         excess = jnp.maximum(0.0, jnp.asarray(self.reference, jnp.float32) - s)
         return state.replace(log_alpha=jax.nn.log_softmax(state.log_alpha + self.eta * excess), step=state.step + 1)
-
-    def on_checkpoint(self, state, dev_utility):
-        del dev_utility
-        return state
 
 
 def _read(**defaults: Any):
@@ -461,11 +501,48 @@ POLICIES: dict[str, Any] = {
 }
 
 
+# policies that take a fixed allocation in their spec: "best_fixed:0.5,0.5,0,0,0,0,0,0"
+SPEC_ALLOCATION = ("best_fixed",)
+
+
+def parse_policy_spec(spec: str, n_caps: int | None = None, where: str = "policy") -> tuple[str, dict[str, Any]]:
+    """``NAME`` or ``NAME:W1,...,WC`` (a fixed allocation, one weight per capability in the source's
+    order, for ``best_fixed``) -> (name, make_policy options).  Checks the name against `POLICIES` and
+    the allocation against the simplex (and against ``n_caps`` when given); errors are one line
+    naming ``where`` (the config field)."""
+    name, sep, weights = str(spec).partition(":")
+    name = name.strip()
+    if name not in POLICIES:
+        raise ReadJaxError(f"{where}: unknown policy {name!r}; choose one of {', '.join(sorted(POLICIES))}")
+    if not sep:
+        return name, {}
+    if name not in SPEC_ALLOCATION:
+        raise ReadJaxError(f"{where}: {spec!r}: only {', '.join(SPEC_ALLOCATION)} takes an allocation "
+                           f"(NAME:W1,...,WC); write {name!r} alone")
+    try:
+        alloc = tuple(float(w) for w in weights.split(","))
+    except ValueError:
+        raise ReadJaxError(f"{where}: {spec!r}: the allocation must be comma-separated numbers, "
+                           f"e.g. {name}:0.5,0.5,0,0") from None
+    total = sum(alloc)
+    if not all(math.isfinite(w) and w >= 0 for w in alloc) or abs(total - 1.0) > 1e-3:
+        raise ReadJaxError(f"{where}: {spec!r}: the allocation is off the simplex (weights must be >= 0 and "
+                           f"sum to 1, these sum to {total:g}); fix the weights")
+    if n_caps is not None and len(alloc) != n_caps:
+        raise ReadJaxError(f"{where}: {spec!r}: the allocation has {len(alloc)} weights for {n_caps} "
+                           "capabilities; give one weight per capability")
+    return name, {"allocation": alloc}
+
+
 def make_policy(name: str, *, n_caps: int, context_dim: int | None = None, **kwargs: Any) -> Policy:
-    """Build a policy by name (see `POLICIES`); ``context_dim`` defaults to the standard layout 4C+1.
+    """Build a policy by name (see `POLICIES`) or spec (`parse_policy_spec`: ``best_fixed:0.5,0.5,...``);
+    ``context_dim`` defaults to the standard layout 4C+1.
 
     Raises `ReadJaxError` with one line for an unknown name or an option the policy does not take.
     """
+    if ":" in str(name):
+        name, spec_kwargs = parse_policy_spec(name, n_caps=n_caps)
+        kwargs = {**spec_kwargs, **kwargs}
     if name not in POLICIES:
         raise ReadJaxError(f"unknown bandit policy {name!r}; choose one of {', '.join(sorted(POLICIES))}")
     if n_caps < 1:

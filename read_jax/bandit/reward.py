@@ -57,7 +57,8 @@ def decay_kappa(
     """(new kappa, new best dev utility): kappa *= factor unless dev utility beat the best so far.
 
     Compared with the best so far (not only the last checkpoint) so a noisy dip-and-recover does
-    not count as progress.  Start with best_dev = -inf: the first checkpoint never shrinks kappa.
+    not count as progress.  Start with best_dev = -inf (ReAD states use the lowest finite float32,
+    so every leaf stays finite): the first checkpoint never shrinks kappa.
     """
     kappa = jnp.asarray(kappa, jnp.float32)
     best_dev = jnp.asarray(best_dev, jnp.float32)

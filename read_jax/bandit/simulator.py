@@ -218,7 +218,7 @@ def _run_fixed(config: SimConfig, worlds: World, keys: Array) -> SimResult:
     policy = BestFixedPolicy(config.n_caps, 4 * config.n_caps + 1)
 
     def one(world: World, k: Array, index: Array) -> SimResult:
-        state = FixedState(allocation=jnp.full((config.n_caps,), jnp.nan), index=index,
+        state = FixedState(allocation=jnp.zeros((config.n_caps,), jnp.float32), index=index,
                            step=jnp.zeros((), jnp.int32))
         return simulate(policy, world, k, config, state=state)
 

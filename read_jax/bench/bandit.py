@@ -85,9 +85,11 @@ def _time_policy_rounds(policy, rounds: int, n_candidates: int, repeats: int) ->
     jax.block_until_ready(state)
 
     def one_round(state, t):
-        x = jnp.asarray(ctx[rounds + t])
+        # host context and reward, as the ReAD loop passes them: the policy's input checks
+        # (bandit/guards.py) read them without a device sync
+        x = np.asarray(ctx[rounds + t], np.float32)
         alloc, state = policy.select(state, x, actions, jax.random.fold_in(key, t))
-        state = policy.update(state, x, alloc, jnp.asarray(y[rounds + t]))
+        state = policy.update(state, x, alloc, float(y[rounds + t]))
         return jax.block_until_ready(state)
 
     t0 = time.perf_counter()

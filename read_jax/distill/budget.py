@@ -48,6 +48,10 @@ class TokenBudget:
         if not (0.0 <= float(self.teacher_share) <= 1.0) or math.isnan(float(self.teacher_share)):
             raise ReadJaxError(f"teacher_share must be in [0, 1], got {self.teacher_share}")
         self.limit = int(self.limit)
+        # plain Python types, so state_dict() is JSON as the docstring promises (a numpy float32
+        # share or numpy str accounting would not serialise)
+        self.teacher_share = float(self.teacher_share)
+        self.accounting = str(self.accounting)
         for name in ("teacher_used", "student_used", "generated_tokens", "prompt_tokens", "label_tokens"):
             if int(getattr(self, name)) < 0:
                 raise ReadJaxError(f"budget {name} must be >= 0")
@@ -58,8 +62,14 @@ class TokenBudget:
     # -- limits
     @property
     def teacher_limit(self) -> int:
-        """Generation pool (artifact: floor(share · B)); 0 under "paper" (generation is not charged)."""
-        return int(math.floor(self.limit * float(self.teacher_share))) if self.accounting == "artifact" else 0
+        """Generation pool (artifact: floor(share · B)); 0 under "paper" (generation is not charged).
+
+        Capped at B: past 2**53 the float product share · B can round up above B (share = 1,
+        B = 2**54 - 1 gave B + 1, a negative student pool and an unusable fresh budget).
+        """
+        if self.accounting != "artifact":
+            return 0
+        return min(self.limit, int(math.floor(self.limit * float(self.teacher_share))))
 
     @property
     def student_limit(self) -> int:
