@@ -80,7 +80,15 @@ class RunCheckpointer:
         if step is None:
             raise ReadJaxError(f"{self.directory}: no checkpoint to resume from")
         args = {STATE: ocp.args.StandardRestore(abstract_like(dict(targets))), META: ocp.args.JsonRestore()}
-        restored = self._manager.restore(step, args=ocp.args.Composite(**args))
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(**args))
+        except ReadJaxError:
+            raise
+        except Exception as err:  # orbax, tensorstore and json raise their own types for damaged files
+            first = (str(err).splitlines() or [""])[0].split(" See full TensorStore details")[0][:200]
+            raise ReadJaxError(f"{self.directory / str(step)}: checkpoint is corrupt or truncated "
+                               f"({type(err).__name__}: {first}); delete this step's directory to resume from the "
+                               "step before, or start a new --out") from None
         trees = {name: restored[STATE][name] for name in targets}
         return trees, dict(restored[META])
 

@@ -64,6 +64,26 @@ class ExperimentConfig:
             raise ReadJaxError(f"requirement must be one of {', '.join(REQUIREMENT_MODES)}, got {self.requirement!r}")
         if not self.policies:
             raise ReadJaxError("policies must name at least one policy")
+        # policy names (and best_fixed allocations) are checked here, when the config is parsed, not when
+        # their run starts after the requirement stage; allocation lengths are checked by the source, which
+        # knows the capabilities
+        from read_jax.bandit.policies import parse_policy_spec
+
+        for i, spec in enumerate(self.policies):
+            parse_policy_spec(spec, where="policies")
+            if spec in self.policies[:i]:
+                raise ReadJaxError(f"policies: {spec!r} is listed twice; list each policy once")
+        parse_policy_spec(self.loop.policy, where="loop.policy")
+        if self.interventions < 1 or self.intervention_tokens < 1:
+            raise ReadJaxError(f"interventions and intervention_tokens must be >= 1, got {self.interventions} and "
+                               f"{self.intervention_tokens}")
+        if self.source == "world":
+            from read_jax.worlds.data import WorldConfig
+
+            try:
+                WorldConfig.preset(self.world_preset)
+            except ReadJaxError as err:
+                raise ReadJaxError(f"world_preset: {err}") from None
         if self.intervention_utility not in ("loglik", "exact_match"):
             raise ReadJaxError(f"intervention_utility must be 'loglik' or 'exact_match', got "
                                f"{self.intervention_utility!r}")
@@ -78,8 +98,12 @@ class Experiment:
                  progress: bool = True, changed_config: bool = False):
         self.config, self.out = config, Path(out_dir)
         saved = self.out / "experiment.json"
-        if self.out.exists() and not self.out.is_dir():
+        # --out, or the first part of its path that exists, must be a directory: checked before any work
+        existing = next((p for p in (self.out, *self.out.parents) if p.exists()), None)
+        if existing == self.out and not existing.is_dir():
             raise ReadJaxError(f"{self.out}: exists and is not a directory; choose another --out")
+        if existing is not None and not existing.is_dir():
+            raise ReadJaxError(f"{existing}: is a file, so {self.out} cannot be created; choose another --out")
         self.lock = RunLock(self.out)
         if saved.exists():
             self.lock.check()
@@ -91,15 +115,20 @@ class Experiment:
         # components first: a bad model, tokenizer, pack or task fails before anything is written
         with self._stage("load_models", "loading models, tokenizer and tasks"):
             self.c = components or build_components(config)
+        created = not self.out.exists()
         make_dir(self.out)
-        self.lock.acquire()
+        undo: dict[Path, bytes | None] = {}  # file -> its bytes before this start (None: it is new)
         try:
+            self.lock.acquire()
             if changed_config or not saved.exists():
-                write_json(self.out / VERSION_FILE, {"read_jax": read_jax.__version__})  # first: resume reads it
-                write_json(saved, to_dict(config))
+                for path, data in ((self.out / VERSION_FILE, {"read_jax": read_jax.__version__}),  # first: resume
+                                   (saved, to_dict(config))):                                     # reads it
+                    undo[path] = path.read_bytes() if path.exists() else None
+                    write_json(path, data)
             self._setup_probes()
         except BaseException:
             self.lock.release()
+            _undo_writes(undo, self.out if created else None)
             raise
 
     def _setup_probes(self) -> None:
@@ -286,6 +315,20 @@ class Experiment:
 
 
 VERSION_FILE = "version.json"
+
+
+def _undo_writes(undo: dict[Path, bytes | None], created_dir: Path | None) -> None:
+    """A start that failed (bad teacher output, a prompt over the context, a full disk) leaves the directory
+    as it was: files it replaced get their bytes back, files it added go, a directory it created goes."""
+    for path, old in undo.items():
+        with contextlib.suppress(OSError):
+            if old is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(old)
+    if created_dir is not None:
+        with contextlib.suppress(OSError):
+            created_dir.rmdir()  # only when empty: never removes what it did not write
 
 
 def _check_version(out: Path) -> None:

@@ -26,6 +26,7 @@ that fit the student pool are trained on (the last one cut to the tokens left).
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -477,8 +478,22 @@ class ReadRun:
     def _write_history(self) -> None:
         write_jsonl(self.run_dir / self.HISTORY, self.history)
 
+    def _check_history_file(self) -> None:
+        """history.jsonl is only ever replaced whole (`write_jsonl`), so a line that does not parse means the file
+        was damaged afterwards: refuse to resume over it rather than rewrite it from the checkpoint unasked."""
+        path = self.run_dir / self.HISTORY
+        if not path.exists():
+            return
+        for i, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
+                raise ReadJaxError(f"{path}: line {i} is truncated or corrupt; restore the file, or delete it to "
+                                   "rebuild it from the checkpoint") from None
+
     def load(self, step: int | None = None) -> None:
         """Restore the state of a saved interval (the latest by default) into this run."""
+        self._check_history_file()
         trees, meta = self._ckpt.restore(self._trees(), step=step)
         self.distiller.load_state({"params": trees["params"], "opt_state": trees["opt_state"]})
         self.policy_state = trees["policy"]

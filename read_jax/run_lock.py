@@ -69,8 +69,13 @@ class RunLock:
             except OSError as err:
                 raise ReadJaxError(f"{self.path}: cannot create the run lock ({os.strerror(err.errno)}); "
                                    "choose another --out") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(me, f)
+            except OSError as err:  # a full disk: no half-written lock left behind
+                self.path.unlink(missing_ok=True)
+                raise ReadJaxError(f"{self.path}: cannot write the run lock ({os.strerror(err.errno)}); free space "
+                                   "or choose another --out") from None
             self.held = True
             return
         raise ReadJaxError(f"{self.path}: could not take the run lock; another run keeps taking it")

@@ -78,8 +78,12 @@ class Manifest:
             raise ReadJaxError(f"{path}: no pack manifest here") from None
         except json.JSONDecodeError as err:
             raise ReadJaxError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
+        if not isinstance(d, dict):
+            raise ReadJaxError(f"{path}: expected a JSON object of manifest fields")
 
         def need(key: str, kind: type) -> Any:
+            if key not in d:
+                raise ReadJaxError(f"{path}: field {key!r} is missing; add it (see the packaged read8/pack.json)")
             if not isinstance(d.get(key), kind):
                 raise ReadJaxError(f"{path}: field {key!r} must be a {kind.__name__}")
             return d[key]
@@ -258,7 +262,7 @@ def _checked(bad: Callable[[str, str], ReadJaxError], key: str, src: Any) -> ast
 def _check_field(pool: str, field: str, pools: Mapping[str, Sequence[dict]], bad: Callable[[str], ReadJaxError]) -> None:
     recs = pools[pool]
     if not recs:
-        raise bad(f"pool {pool!r} is empty")
+        raise bad(f"pool {pool!r} is empty; give it records in the pack's pools/*.json")
     for i, r in enumerate(recs):
         if field not in r:
             raise bad(f"record {i} of pool {pool!r} has no field {field!r}")

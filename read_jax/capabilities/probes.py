@@ -120,6 +120,22 @@ def fitting_probes(source, n_per_capability: int, seed: int, encode_prompt: Enco
             for c, exs in drawn.items()}
 
 
+def _check_probe_context(teacher, encode_prompt: EncodePrompt, prompts: Sequence[str], owner: Sequence[int],
+                         capabilities: Sequence[str], max_new_tokens: int) -> None:
+    """A probe prompt plus its answer must fit the teacher's context (``max_position_embeddings``)."""
+    config = getattr(teacher, "config", None) or getattr(getattr(teacher, "model", None), "config", None)
+    context = getattr(config, "max_position_embeddings", None)
+    if not context:
+        return
+    for prompt, ci in zip(prompts, owner):
+        n = len(encode_prompt(prompt))
+        if n + max_new_tokens > context:
+            raise ReadJaxError(f"teacher: a probe prompt of capability {capabilities[ci]!r} has {n} tokens, with "
+                               f"{max_new_tokens} answer tokens longer than the teacher's context of {context} "
+                               f"(max_position_embeddings); set loop.max_prompt_tokens <= "
+                               f"{max(context - max_new_tokens, 1)} to leave such prompts out")
+
+
 class ProbeSuite:
     """Fixed teacher-answered probes per capability; ``profile(student)`` -> scores [C]."""
 
@@ -139,8 +155,13 @@ class ProbeSuite:
                 self.prompts.append(ex.prompt)
                 self.owner.append(ci)
         self.owner_arr = np.asarray(self.owner)
+        _check_probe_context(teacher, encode_prompt, self.prompts, self.owner, self.capabilities, max_new_tokens)
         self.teacher_answers = greedy_answers(teacher, tokenizer, encode_prompt, self.prompts,
                                               max_new_tokens=max_new_tokens, mesh=mesh)
+        if self.teacher_answers and not any(self.teacher_answers):
+            raise ReadJaxError(f"teacher: all {len(self.prompts)} probe answers are empty (the teacher stops at once "
+                               "or emits only special tokens); check the teacher checkpoint, its eos_token_id and "
+                               "the chat template")
         examples = [TokenExample(encode_prompt(p), answer_tokens(tokenizer, a))
                     for p, a in zip(self.prompts, self.teacher_answers)]
         self.rows = rows

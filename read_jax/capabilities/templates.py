@@ -166,7 +166,7 @@ class Template:
         if placeholders != set(names):
             raise ReadJaxError(
                 f"template {self.id!r}: scaffold placeholders {sorted(placeholders)}"
-                f" != declared slots {sorted(names)}"
+                f" != declared slots {sorted(names)}; declare each placeholder under slots and use each slot"
             )
         clash = placeholders & {k for k, _ in self.fixed}
         if clash:

@@ -158,7 +158,8 @@ def _weight_files(hf_dir: Path) -> dict[str, Path]:
         files = {k: hf_dir / v for k, v in weight_map.items()}
         missing = sorted({str(f.name) for f in files.values() if not f.is_file()})
         if missing:
-            raise CheckpointFormatError(f"{index}: shard file(s) listed but missing: {', '.join(missing)}")
+            raise CheckpointFormatError(f"{index}: shard file(s) listed but missing: {', '.join(missing)}; "
+                                        "copy them into the directory or download the checkpoint again")
         return files
     single = hf_dir / WEIGHTS_FILE
     if not single.is_file():
@@ -174,7 +175,8 @@ def _open_all(files: set[Path]) -> Iterator[dict[Path, Any]]:
             try:
                 handles[f] = stack.enter_context(safe_open(str(f), framework="numpy"))
             except Exception as err:  # safetensors raises its own SafetensorError
-                raise CheckpointFormatError(f"{f}: unreadable safetensors file ({err})") from None
+                raise CheckpointFormatError(f"{f}: unreadable safetensors file ({err}); it is truncated or "
+                                            "corrupt: download or export the checkpoint again") from None
         yield handles
 
 
@@ -248,7 +250,8 @@ def load_hf(hf_dir: str | os.PathLike, dtype: str = "float32", mesh: Mesh | None
                 if not any(key_hint in e for e in errors):
                     errors.append(f"model weight {path!r} (checkpoint key {key_hint!r}) left unfilled")
         if errors:
-            raise CheckpointFormatError(f"{hf_dir}: {len(errors)} problem(s): " + "; ".join(errors))
+            raise CheckpointFormatError(f"{hf_dir}: {len(errors)} problem(s): " + "; ".join(errors)
+                                        + f" (the weights do not match {CONFIG_FILE}: export the checkpoint again)")
         if unused:
             log.warning("%s: %d checkpoint key(s) not used by the model: %s", hf_dir, len(unused),
                         ", ".join(unused[:20]) + (" ..." if len(unused) > 20 else ""))

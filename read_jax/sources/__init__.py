@@ -68,6 +68,32 @@ SOURCES: dict[str, str] = {
 }
 
 
+def check_policies(config: Any, capabilities: Sequence[str]) -> None:
+    """Every ``best_fixed:W1,...,WC`` policy gives one weight per capability of the source (the
+    config's own checks cannot: they do not know the capabilities)."""
+    from read_jax.bandit.policies import parse_policy_spec
+
+    for spec in config.policies:
+        parse_policy_spec(spec, n_caps=len(capabilities), where="policies")
+
+
+def check_context(config: Any, models: Sequence[tuple[str, Any, Any]]) -> None:
+    """``loop.max_prompt_tokens`` plus ``loop.generation.max_new_tokens`` fit every model's context
+    (``models``: (config field, `DecoderConfig`, where it was read from)), checked before any work."""
+    loop = config.loop
+    if loop.max_prompt_tokens:
+        need = loop.max_prompt_tokens + loop.generation.max_new_tokens
+        for field, model_config, where in models:
+            context = model_config.max_position_embeddings
+            if need > context:
+                raise ReadJaxError(
+                    f"loop.max_prompt_tokens: {loop.max_prompt_tokens} prompt + {loop.generation.max_new_tokens} "
+                    f"answer tokens exceed the {field}'s context of {context} tokens (max_position_embeddings of "
+                    f"{where}); " + (f"set loop.max_prompt_tokens <= {context - loop.generation.max_new_tokens}"
+                                     if context > loop.generation.max_new_tokens else
+                                     "lower loop.generation.max_new_tokens"))
+
+
 def build_components(config: Any) -> Components:
     """The `Components` of ``config.source`` (imported on demand)."""
     if config.source not in SOURCES:

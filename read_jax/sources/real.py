@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from read_jax.capabilities.registry import CapabilityRegistry, Example, Task
 from read_jax.capabilities.sampler import PromptSampler
 from read_jax.errors import ReadJaxError
-from read_jax.sources import Components
+from read_jax.sources import Components, check_context, check_policies
 from read_jax.sources.config import RealSourceConfig
 
 
@@ -44,14 +44,16 @@ def load_real_task(name: str, real: RealSourceConfig, pack, seed: int) -> Task:
     """A pack-built task (``real.pack_tasks``) or a benchmark from ``real.cards``."""
     if name in real.pack_tasks:
         n_dev, n_test = real.pack_task_sizes
-        task = pack.task(name, real.pack_tasks[name], n_dev=n_dev, n_test=n_test, seed=seed)
+        task = _field(f"real.pack_tasks.{name}", pack.task, name, real.pack_tasks[name], n_dev=n_dev,
+                      n_test=n_test, seed=seed)
         # its items are drawn capability by capability with the mixture's weights: as for the synthetic
         # world's workloads, that mixture is the task's known requirement, for the report only (ReAD
         # never reads it)
         mixture = CapabilityRegistry(pack.capabilities).vector(real.pack_tasks[name], normalise=True)
         return dataclasses.replace(task, true_r=mixture)
     if not real.cards:
-        raise ReadJaxError(f"task {name!r}: not in real.pack_tasks and no real.cards file is configured")
+        raise ReadJaxError(f"loop.task: task {name!r} is not in real.pack_tasks and no real.cards file is configured; "
+                           "add it to real.pack_tasks or set real.cards=FILE")
     from read_jax.evals.cards import load_task
 
     return load_task(real.cards, name, data_dir=real.data_dir or None, limit=real.eval_limit or None,
@@ -78,13 +80,23 @@ def load_chat_tokenizer(path: Path, real: RealSourceConfig):
     return tokenizer
 
 
-def check_vocabularies(teacher_config, student_config, tokenizer, teacher_dir: Path, student_dir: Path) -> None:
+def _field(field: str, load, *args, **kwargs):
+    """``load(*args)``, its one-line errors prefixed with the config field that named the input."""
+    try:
+        return load(*args, **kwargs)
+    except ReadJaxError as err:
+        raise type(err)(f"{field}: {err}") from None
+
+
+def check_vocabularies(teacher_config, student_config, tokenizer, teacher_dir: Path, student_dir: Path,
+                       tokenizer_dir: Path | None = None) -> None:
     """Distillation compares token distributions: one vocabulary for both models and the tokenizer."""
     if teacher_config.vocab_size != student_config.vocab_size:
         raise ReadJaxError(f"student {student_dir}: vocabulary size {student_config.vocab_size} differs from the "
                            f"teacher's ({teacher_config.vocab_size} at {teacher_dir}); ReAD needs one shared tokenizer")
     if len(tokenizer) > teacher_config.vocab_size:
-        raise ReadJaxError(f"tokenizer has {len(tokenizer)} tokens, more than the models' vocabulary "
+        where = f"tokenizer {tokenizer_dir}" if tokenizer_dir is not None else "tokenizer"
+        raise ReadJaxError(f"{where}: has {len(tokenizer)} tokens, more than the models' vocabulary "
                            f"({teacher_config.vocab_size}); pass the models' own tokenizer with real.tokenizer=DIR")
 
 
@@ -106,13 +118,18 @@ def build_components(config: Any) -> Components:
     from read_jax.models.resolve import resolve_model
 
     real: RealSourceConfig = config.real
-    teacher_dir, student_dir = resolve_model(config.teacher), resolve_model(config.student)
-    teacher_config = read_hf_config(teacher_dir, dtype=real.dtype)
-    student_config = read_hf_config(student_dir, dtype=real.dtype)
-    tokenizer = load_chat_tokenizer(Path(real.tokenizer) if real.tokenizer else teacher_dir, real)
-    check_vocabularies(teacher_config, student_config, tokenizer, teacher_dir, student_dir)
+    teacher_dir, student_dir = _field("teacher", resolve_model, config.teacher), \
+        _field("student", resolve_model, config.student)
+    teacher_config = _field("teacher", read_hf_config, teacher_dir, dtype=real.dtype)
+    student_config = _field("student", read_hf_config, student_dir, dtype=real.dtype)
+    tokenizer_dir = Path(real.tokenizer) if real.tokenizer else teacher_dir
+    tokenizer = load_chat_tokenizer(tokenizer_dir, real)
+    check_vocabularies(teacher_config, student_config, tokenizer, teacher_dir, student_dir, tokenizer_dir)
 
-    pack = CapabilityPack.load(real.pack)
+    pack = _field("real.pack", CapabilityPack.load, real.pack)
+    check_policies(config, pack.capabilities)
+    check_context(config, [("teacher", teacher_config, teacher_dir / "config.json"),
+                           ("student", student_config, student_dir / "config.json")])
     task = load_real_task(config.loop.task, real, pack, seed=config.loop.seed)
     extra = tuple(load_real_task(name, real, pack, seed=config.loop.seed) for name in real.extra_evals
                   if name != config.loop.task)

@@ -5,24 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from read_jax.errors import ReadJaxError
-from read_jax.sources import Components
+from read_jax.sources import Components, check_context, check_policies
 
 
-def _load_model(spec: str, config: Any, world):
+def _load_model(spec: str, config: Any, world, field: str):
     from read_jax.models import load_hf
     from read_jax.worlds import recipe
 
     if spec.startswith("recipe:"):
         name = spec.split(":", 1)[1]
         if name not in recipe.RECIPES_BY_NAME:
-            raise ReadJaxError(f"unknown recipe {name!r}; known: {', '.join(sorted(recipe.RECIPES_BY_NAME))}")
+            raise ReadJaxError(f"{field}: unknown recipe {name!r}; choose one of "
+                               f"{', '.join('recipe:' + n for n in sorted(recipe.RECIPES_BY_NAME))} or an HF directory")
         chosen = recipe.RECIPES_BY_NAME[name]
         if (chosen.world_seed, chosen.world_preset) != (config.world_seed, config.world_preset):
-            raise ReadJaxError(f"recipe {name!r} trains on world seed {chosen.world_seed} preset "
+            raise ReadJaxError(f"{field}: recipe {name!r} trains on world seed {chosen.world_seed} preset "
                                f"{chosen.world_preset!r}, but world_seed={config.world_seed} "
                                f"world_preset={config.world_preset!r} is configured")
         return recipe.load_or_train(chosen, world=world)
-    return load_hf(spec)[0]
+    try:
+        return load_hf(spec)[0]
+    except ReadJaxError as err:  # name the config field: the path alone does not say which model it is
+        raise type(err)(f"{field}: {err}") from None
 
 
 def build_components(config: Any) -> Components:
@@ -34,13 +38,18 @@ def build_components(config: Any) -> Components:
     world = World(config.world_seed, WorldConfig.preset(config.world_preset))
     if config.loop.task not in world.task_names:
         raise ReadJaxError(f"loop.task: unknown task {config.loop.task!r}; choose one of {', '.join(world.task_names)}")
+    check_policies(config, world.capabilities)
     tokenizer = world.tokenizer()
-    teacher = _load_model(config.teacher, config, world)
-    student = _load_model(config.student, config, world)
-    for name, model in (("teacher", teacher), ("student", student)):
+    teacher = _load_model(config.teacher, config, world, "teacher")
+    student = _load_model(config.student, config, world, "student")
+    models = (("teacher", teacher, config.teacher), ("student", student, config.student))
+    for name, model, spec in models:
         if model.config.vocab_size != len(tokenizer):
-            raise ReadJaxError(f"{name}: vocabulary ({model.config.vocab_size}) != the world tokenizer's "
-                               f"({len(tokenizer)})")
+            raise ReadJaxError(f"{name} {spec}: vocabulary size {model.config.vocab_size} (config.json vocab_size) "
+                               f"differs from the world tokenizer's {len(tokenizer)}; use a model built on this "
+                               f"world's tokenizer (world_seed={config.world_seed})")
+    check_context(config, [(name, model.config, spec if spec.startswith("recipe:") else f"{spec}/config.json")
+                           for name, model, spec in models])
     return Components(source=world, task=world.task(config.loop.task), teacher=teacher, student=student,
                       tokenizer=tokenizer, encode_prompt=lambda p: encode_prompt(tokenizer, p),
                       description={"source": "world", "world_seed": config.world_seed,
