@@ -137,15 +137,15 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         if self.budget_tokens < 1:
-            raise ReadJaxError(f"budget_tokens must be >= 1, got {self.budget_tokens}")
+            raise ReadJaxError(f"loop.budget_tokens must be >= 1, got {self.budget_tokens}")
         if self.intervals < 1:
-            raise ReadJaxError(f"intervals must be >= 1, got {self.intervals}")
+            raise ReadJaxError(f"loop.intervals must be >= 1, got {self.intervals}")
         if self.max_prompt_tokens < 0:
-            raise ReadJaxError(f"max_prompt_tokens must be >= 0, got {self.max_prompt_tokens}")
+            raise ReadJaxError(f"loop.max_prompt_tokens must be >= 0, got {self.max_prompt_tokens}")
         if not 0 < self.dev_every <= 1:
-            raise ReadJaxError(f"dev_every must be in (0, 1], got {self.dev_every}")
+            raise ReadJaxError(f"loop.dev_every must be in (0, 1], got {self.dev_every}")
         if self.accounting not in ("artifact", "paper"):
-            raise ReadJaxError(f"accounting must be 'artifact' or 'paper', got {self.accounting!r}")
+            raise ReadJaxError(f"loop.accounting must be 'artifact' or 'paper', got {self.accounting!r}")
 
 
 # ----------------------------------------------------------------------------- the run
