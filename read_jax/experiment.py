@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ import numpy as np
 
 from read_jax.capabilities.probes import ProbeSuite, fitting_probes, task_loglik, task_utility
 from read_jax.capabilities.requirement import (
-    InterventionRecord, fit_requirement, requirement_metrics, sample_intervention_allocations,
+    InterventionRecord, center_per_task, fit_requirement, requirement_metrics, sample_intervention_allocations,
+    train_identifier,
 )
 import read_jax
 from read_jax import faults
@@ -34,7 +37,10 @@ from read_jax.run_lock import RunLock
 from read_jax.sources import SOURCES, Components, build_components
 from read_jax.sources.config import RealSourceConfig
 
-REQUIREMENT_MODES = ("interventions", "card", "true", "uniform")
+REQUIREMENT_MODES = ("identifier", "interventions", "card", "true", "uniform")
+# the auxiliary tasks' interventions are drawn with this seed whatever the experiment's: g_φ is trained once
+# per world (and cached), not once per seed
+IDENTIFIER_SEED = 7919
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,14 @@ class ExperimentConfig:
     intervention_utility: str = "loglik"
     # fit ΔU ≈ b + rᵀΔs with a free intercept b (the change every intervention shares, see fit_requirement)
     intervention_intercept: bool = True
+    # requirement=interventions: subtract the pilot distillations' tokens from every policy's budget
+    charge_requirement: bool = False
+    # requirement=identifier (the paper's g_φ): auxiliary tasks it trains on (empty: every task of the source
+    # but the target), interventions per auxiliary task, and where their records are cached (empty:
+    # DIR/identifier; share one directory between experiments on the same world to train g_φ once)
+    identifier_tasks: tuple[str, ...] = ()
+    identifier_interventions: int = 6
+    identifier_cache: str = ""
     eval_split: str = "test"
 
     def __post_init__(self) -> None:
@@ -74,6 +88,8 @@ class ExperimentConfig:
             if spec in self.policies[:i]:
                 raise ReadJaxError(f"policies: {spec!r} is listed twice; list each policy once")
         parse_policy_spec(self.loop.policy, where="loop.policy")
+        if self.identifier_interventions < 1:
+            raise ReadJaxError(f"identifier_interventions must be >= 1, got {self.identifier_interventions}")
         if self.interventions < 1 or self.intervention_tokens < 1:
             raise ReadJaxError(f"interventions and intervention_tokens must be >= 1, got {self.interventions} and "
                                f"{self.intervention_tokens}")
@@ -189,6 +205,7 @@ class Experiment:
         cfg, n = self.config, len(self.caps)
         true_r = self.c.task.true_r
         records: list[dict[str, Any]] = []
+        pilot_tokens, identifier = 0, None
         if cfg.requirement == "true":
             if true_r is None:
                 raise ReadJaxError(f"requirement: task {cfg.loop.task!r} has no known true requirement (only "
@@ -201,43 +218,128 @@ class Experiment:
             if r is None:
                 raise ReadJaxError(f"task {cfg.loop.task!r}: its card states no requirement; use "
                                    "requirement=interventions")
+        elif cfg.requirement == "identifier":
+            r, identifier = self._identifier()
         else:
-            r, records = self._interventions()
+            r, records, pilot_tokens = self._target_interventions()
         result = {"mode": cfg.requirement, "estimated": [float(v) for v in r],
                   "true": None if true_r is None else [float(v) for v in true_r],
                   "metrics": None if true_r is None else requirement_metrics(r, true_r),
-                  "interventions": records, "seconds": time.perf_counter() - tick}
+                  "interventions": records, "tokens": pilot_tokens,
+                  "charged": bool(cfg.charge_requirement and pilot_tokens), "identifier": identifier,
+                  "seconds": time.perf_counter() - tick}
         write_json(path, result)
         return result
 
-    def _intervention_utility(self, model) -> float:
+    def _intervention_utility(self, model, task) -> float:
         if self.config.intervention_utility == "exact_match":
-            return self.utility(model, "dev")
-        return task_loglik(model, self.c.task, self.c.tokenizer, self.c.encode_prompt, "dev")
+            return self.utility(model, "dev", task)
+        return task_loglik(model, task, self.c.tokenizer, self.c.encode_prompt, "dev")
 
-    def _interventions(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """Short fixed-allocation distillations from S0: ΔU ≈ rᵀΔs fitted on the simplex (method.md §2)."""
+    def _run_interventions(self, task, n: int, seed: int, directory: Path, probes: ProbeSuite,
+                           label: str) -> tuple[list[InterventionRecord], int]:
+        """``n`` short fixed-allocation distillations from S0 on ``task`` (random sparse allocations): the
+        (w, Δs, ΔU) records requirement identification fits (method.md §2), and the tokens they spent."""
         cfg = self.config
-        allocations = sample_intervention_allocations(cfg.interventions, len(self.caps), seed=cfg.loop.seed)
-        base_u = self._intervention_utility(self.c.student)
-        loop = dataclasses.replace(cfg.loop, budget_tokens=cfg.intervention_tokens, intervals=1, dev_every=1.0,
-                                   policy="best_fixed")
-        records = []
+        components = dataclasses.replace(self.c, task=task)
+        allocations = sample_intervention_allocations(n, len(self.caps), seed=seed)
+        base_u = self._intervention_utility(self.c.student, task)
+        loop = dataclasses.replace(cfg.loop, task=task.name, budget_tokens=cfg.intervention_tokens, intervals=1,
+                                   dev_every=1.0, policy="best_fixed")
+        records, tokens = [], 0
         for i, w in enumerate(allocations):
-            run = ReadRun(dataclasses.replace(loop, seed=cfg.loop.seed + 1 + i), self.c,
-                          self.out / "interventions" / f"{i:02d}", np.full(len(self.caps), 1 / len(self.caps)),
-                          probes=self.probes, progress=False, policy_kwargs={"allocation": tuple(w)})
+            run = ReadRun(dataclasses.replace(loop, seed=seed + 1 + i), components, directory / f"{i:02d}",
+                          np.full(len(self.caps), 1 / len(self.caps)), probes=probes, progress=False,
+                          policy_kwargs={"allocation": tuple(w)})
             if run.has_checkpoint():  # finished (or part-way) before an interruption
                 run.load()
             run.run()
-            du = self._intervention_utility(run.student) - base_u
+            du = self._intervention_utility(run.student, task) - base_u
             ds = (run.s - run.initial_profile).tolist()
-            records.append(InterventionRecord(cfg.loop.task, tuple(w), tuple(ds), du))
+            records.append(InterventionRecord(task.name, tuple(w), tuple(ds), du))
+            tokens += run.budget.used
             faults.point("intervention")
             if self.progress:
-                print(f"  intervention {i + 1}/{len(allocations)}: ΔU = {du:+.3f}")
+                print(f"  {label} intervention {i + 1}/{len(allocations)}: ΔU = {du:+.3f}", file=sys.stderr)
+        return records, tokens
+
+    def _target_interventions(self) -> tuple[np.ndarray, list[dict[str, Any]], int]:
+        """Pilot distillations on the target's own dev split, fitted on the simplex (not the paper's
+        default: see docs/deviations.md); their tokens are reported, and charged with charge_requirement."""
+        cfg = self.config
+        records, tokens = self._run_interventions(self.c.task, cfg.interventions, cfg.loop.seed,
+                                                  self.out / "interventions", self.probes, "pilot")
         r = fit_requirement(records, intercept=cfg.intervention_intercept)
-        return r, [dataclasses.asdict(x) for x in records]
+        return r, [dataclasses.asdict(x) for x in records], tokens
+
+    # -- the paper's g_φ ------------------------------------------------------------------------
+    def _identifier(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """r_τ = g_φ(card of τ), g_φ trained on interventions of auxiliary tasks only (never the target),
+        with its leave-one-task-out error over those tasks (method.md §2)."""
+        cfg = self.config
+        names = [t for t in (cfg.identifier_tasks or self.c.task_names) if t != cfg.loop.task]
+        if self.c.load_task is None or len(names) < 2:
+            raise ReadJaxError(f"requirement=identifier: g_φ needs at least 2 auxiliary tasks besides "
+                               f"{cfg.loop.task!r} (got {names}); set identifier_tasks, or for source=real add "
+                               "tasks to real.pack_tasks")
+        unknown = [t for t in names if t not in self.c.task_names]
+        if unknown:
+            raise ReadJaxError(f"identifier_tasks: unknown task {unknown[0]!r}; choose from "
+                               f"{', '.join(self.c.task_names)}")
+        tasks = {name: self.c.load_task(name) for name in names}
+        records, tokens = self._auxiliary_records(tasks)
+        g = _train_identifier(tasks, records, cfg.intervention_intercept, names)
+        loto = {}
+        for held in names:
+            if tasks[held].true_r is None:
+                continue
+            rest = [t for t in names if t != held]
+            r_held = _train_identifier(tasks, records, cfg.intervention_intercept, rest).predict(tasks[held].card)
+            loto[held] = requirement_metrics(r_held, tasks[held].true_r)
+        summary = {"tasks": names, "interventions_per_task": cfg.identifier_interventions,
+                   "tokens": tokens, "charged": False,
+                   "leave_one_task_out": loto,
+                   "leave_one_task_out_mean": {k: float(np.mean([m[k] for m in loto.values()]))
+                                               for k in ("l1", "topk_overlap", "cosine")} if loto else None}
+        return g.predict(self.c.task.card), summary
+
+    def _identifier_key(self) -> str:
+        """What the auxiliary records depend on (not the seed, the target, the policies or the budget)."""
+        cfg = to_dict(self.config)
+        loop = {k: v for k, v in cfg["loop"].items()
+                if k not in ("task", "seed", "policy", "budget_tokens", "intervals", "dev_every", "bandit")}
+        keep = {k: cfg[k] for k in ("source", "world_seed", "world_preset", "teacher", "student", "real",
+                                    "intervention_tokens", "intervention_utility", "identifier_interventions")}
+        blob = json.dumps({"loop": loop, **keep, "read_jax": read_jax.__version__}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def _auxiliary_records(self, tasks: dict[str, Any]) -> tuple[list[InterventionRecord], int]:
+        """Every auxiliary task's intervention records, from the cache when it holds them for this key."""
+        cfg, key = self.config, self._identifier_key()
+        cache = Path(cfg.identifier_cache) if cfg.identifier_cache else self.out / "identifier"
+        records, tokens, probes = [], 0, None
+        for name, task in tasks.items():
+            path = cache / key / f"{name}.json"
+            if path.exists():
+                saved = read_json(path, "identifier records")
+            else:
+                if probes is None:  # the identifier's own probe set: the same for every seed of the world
+                    lc = cfg.loop
+                    probes = ProbeSuite(self.caps, fitting_probes(self.c.source, lc.probes_per_capability,
+                                                                  IDENTIFIER_SEED, self.c.encode_prompt,
+                                                                  lc.max_prompt_tokens),
+                                        self.c.teacher, self.c.tokenizer, self.c.encode_prompt,
+                                        max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh,
+                                        max_prompt_tokens=lc.max_prompt_tokens)
+                seed = IDENTIFIER_SEED + 1000 * (zlib.crc32(name.encode()) % 1000)
+                recs, used = self._run_interventions(task, cfg.identifier_interventions, seed,
+                                                     cache / key / "runs" / name, probes, f"g_φ: {name}")
+                saved = {"task": name, "records": [dataclasses.asdict(r) for r in recs], "tokens": used}
+                make_dir(path.parent)
+                write_json(path, saved)
+            records += [InterventionRecord(**r) for r in saved["records"]]
+            tokens += int(saved["tokens"])
+        return records, tokens
 
     def teacher_summary(self, samples_per_capability: int = 2) -> dict[str, Any]:
         """The teacher's profile, its scores (a reference for the students') and a few of its real
@@ -254,9 +356,10 @@ class Experiment:
                 "probe_samples": samples}
 
     # -- policies ------------------------------------------------------------------------------
-    def run_policy(self, policy: str, r: np.ndarray) -> dict[str, Any]:
+    def run_policy(self, policy: str, r: np.ndarray, budget_tokens: int | None = None) -> dict[str, Any]:
         run_dir = self.out / "runs" / policy
-        loop = dataclasses.replace(self.config.loop, policy=policy)
+        loop = dataclasses.replace(self.config.loop, policy=policy,
+                                   budget_tokens=budget_tokens or self.config.loop.budget_tokens)
         run = ReadRun(loop, self.c, run_dir, r, probes=self.probes, progress=self.progress)
         if run.has_checkpoint():
             run.load()
@@ -286,9 +389,14 @@ class Experiment:
                        "dev_utility": self.utility(self.c.student, "dev"),
                        "extra_utility": self.extra_utilities(self.c.student),
                        "profile": self.probes.as_dict(self.probes.loglik(self.c.student))}
+        budget = self.config.loop.budget_tokens - (req.get("tokens", 0) if req.get("charged") else 0)
+        if budget < 1:
+            raise ReadJaxError(f"charge_requirement: the pilot interventions spent {req['tokens']} tokens, the whole "
+                               f"loop.budget_tokens={self.config.loop.budget_tokens}; lower interventions or "
+                               "intervention_tokens, or raise the budget")
         policies = {}
         for name in self.config.policies:
-            policies[name.replace("read_ucb", "read")] = self.run_policy(name, r)
+            policies[name.replace("read_ucb", "read")] = self.run_policy(name, r, budget)
             faults.point("policy_done")
         with self._stage("teacher_eval", "scoring the teacher (reference)"):
             teacher = self.teacher_summary()
@@ -296,7 +404,9 @@ class Experiment:
             "task": self.config.loop.task,
             "metric": self.c.task.card.eval_type,
             "capabilities": list(self.caps),
-            "budget": {"total_tokens": self.config.loop.budget_tokens, "accounting": self.config.loop.accounting},
+            "budget": {"total_tokens": self.config.loop.budget_tokens, "accounting": self.config.loop.accounting,
+                       "requirement_tokens": req.get("tokens", 0), "requirement_charged": bool(req.get("charged")),
+                       "policy_tokens": budget},
             "requirement": req,
             "initial": initial,
             "teacher": teacher,
@@ -315,6 +425,14 @@ class Experiment:
 
 
 VERSION_FILE = "version.json"
+
+
+def _train_identifier(tasks: dict[str, Any], records: list[InterventionRecord], intercept: bool,
+                      names: list[str]):
+    """g_φ on the records of ``names``; with ``intercept`` each task's records are centred first (its own
+    free intercept, as `fit_requirement` fits one per task)."""
+    own = [r for r in records if r.task in names]
+    return train_identifier({n: tasks[n].card for n in names}, center_per_task(own) if intercept else own)
 
 
 def _undo_writes(undo: dict[Path, bytes | None], created_dir: Path | None) -> None:

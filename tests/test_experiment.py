@@ -1,5 +1,6 @@
 """A tiny end-to-end experiment through the demo's code path (Experiment.run), on random tiny models."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -28,7 +29,9 @@ def test_tiny_experiment_writes_the_report(tmp_path):
     saved = json.loads((tmp_path / "report.json").read_text())
     for key in ("task", "capabilities", "budget", "requirement", "initial", "policies"):
         assert key in saved
-    assert saved["budget"] == {"total_tokens": 1500, "accounting": "artifact"}
+    assert saved["budget"]["total_tokens"] == 1500 and saved["budget"]["accounting"] == "artifact"
+    assert saved["budget"]["requirement_tokens"] == saved["requirement"]["tokens"] > 0  # reported, not charged
+    assert saved["budget"]["policy_tokens"] == 1500 and not saved["budget"]["requirement_charged"]
     assert set(saved["requirement"]) >= {"estimated", "true"}
     assert abs(sum(saved["requirement"]["estimated"]) - 1) < 1e-6
     assert len(saved["requirement"]["interventions"]) == 2
@@ -51,3 +54,37 @@ def test_tiny_experiment_writes_the_report(tmp_path):
     # a finished experiment is reused, a different config in the same directory is refused
     with pytest.raises(ReadJaxError, match="different experiment"):
         Experiment(ExperimentConfig(loop=TINY.loop, policies=("uniform",)), tmp_path, components=_components())
+
+
+def test_the_paper_identifier_trains_on_auxiliary_tasks_only_and_is_cached(tmp_path):
+    aux = ("quiz_desk", "word_problem", "code_tool")
+    config = dataclasses.replace(TINY, requirement="identifier", identifier_tasks=("dev_assistant", *aux),
+                                 identifier_interventions=2, policies=("uniform",),
+                                 identifier_cache=str(tmp_path / "g_phi"))
+    req = Experiment(config, tmp_path / "a", components=_components(), progress=False).requirement()
+    r = np.asarray(req["estimated"])
+    assert r.shape == (8,) and abs(r.sum() - 1) < 1e-6 and (r >= 0).all()
+    ident = req["identifier"]
+    assert ident["tasks"] == list(aux)  # the target is never an auxiliary task, even when listed
+    assert req["interventions"] == [] and req["tokens"] == 0  # nothing spent on the target
+    assert ident["tokens"] > 0 and set(ident["leave_one_task_out"]) == set(aux)
+    for m in ident["leave_one_task_out"].values():
+        assert 0 <= m["l1"] <= 2 and 0 <= m["topk_overlap"] <= 1
+    cached = sorted(p.name for p in (tmp_path / "g_phi").glob("*/*.json"))
+    assert cached == sorted(f"{t}.json" for t in aux)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "g_phi").rglob("*.json")}
+
+    # another seed of the same world reuses the records (g_φ is trained once per world) and gets the same r
+    other = dataclasses.replace(config, loop=dataclasses.replace(config.loop, seed=5))
+    again = Experiment(other, tmp_path / "b", components=_components(), progress=False).requirement()
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "g_phi").rglob("*.json")} == before
+    np.testing.assert_allclose(again["estimated"], req["estimated"], atol=1e-6)
+
+
+def test_charged_pilot_interventions_come_out_of_every_policy_budget(tmp_path):
+    config = dataclasses.replace(TINY, charge_requirement=True, policies=("uniform",))
+    report = Experiment(config, tmp_path, components=_components(), progress=False).run()
+    pilot = report["requirement"]["tokens"]
+    assert report["requirement"]["charged"] and 0 < pilot < 1500
+    assert report["budget"]["policy_tokens"] == 1500 - pilot
+    assert report["policies"]["uniform"]["tokens_used"] <= 1500 - pilot

@@ -17,4 +17,5 @@ def tiny_components(task: str) -> Components:
 
     return Components(source=world, task=world.task(task), teacher=init_decoder(config(64, 2), 0),
                       student=init_decoder(config(32, 1), 1), tokenizer=tok,
-                      encode_prompt=lambda p: encode_prompt(tok, p))
+                      encode_prompt=lambda p: encode_prompt(tok, p), task_names=tuple(world.task_names),
+                      load_task=world.task)

@@ -55,6 +55,20 @@ class InterventionRecord:
             raise ReadJaxError("intervention record values must be finite")
 
 
+def center_per_task(records: Sequence[InterventionRecord]) -> list[InterventionRecord]:
+    """Records with each task's mean ΔU and mean Δs subtracted: fitting ΔU ≈ a·gᵀΔs on them is fitting
+    ΔU ≈ b_τ + a·gᵀΔs with a free intercept b_τ per task (the change every intervention on τ shares,
+    e.g. from training on any data at all), which the paper's objective leaves out."""
+    out = []
+    for task in dict.fromkeys(r.task for r in records):
+        own = [r for r in records if r.task == task]
+        mu_u = float(np.mean([r.delta_u for r in own]))
+        mu_s = np.mean([r.delta_s for r in own], axis=0)
+        out += [InterventionRecord(task, r.allocation, tuple(np.asarray(r.delta_s) - mu_s), r.delta_u - mu_u)
+                for r in own]
+    return out
+
+
 def sample_intervention_allocations(
     n: int, num_capabilities: int, seed: int | np.random.Generator = 0, support: int = 2, alpha: float = 1.0
 ) -> np.ndarray:

@@ -59,6 +59,10 @@ class Components:
     mesh: Any = None
     extra_tasks: tuple[Task, ...] = ()
     description: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # every task of the source by name (built on demand): the auxiliary tasks the learned requirement
+    # identifier g_φ trains on are these minus the target
+    task_names: tuple[str, ...] = ()
+    load_task: Callable[[str], Task] | None = None
 
 
 # name -> "module:function" taking an ExperimentConfig and returning Components

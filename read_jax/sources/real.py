@@ -149,4 +149,6 @@ def build_components(config: Any) -> Components:
                                    "teacher_params": teacher_config.num_params(),
                                    "student_params": student_config.num_params(),
                                    "teacher_layers": teacher_config.num_hidden_layers,
-                                   "student_layers": student_config.num_hidden_layers, "pack": real.pack})
+                                   "student_layers": student_config.num_hidden_layers, "pack": real.pack},
+                      task_names=tuple(real.pack_tasks),  # benchmark cards need their data: not auxiliary tasks
+                      load_task=lambda name: load_real_task(name, real, pack, seed=config.loop.seed))

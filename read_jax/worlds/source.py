@@ -53,4 +53,5 @@ def build_components(config: Any) -> Components:
     return Components(source=world, task=world.task(config.loop.task), teacher=teacher, student=student,
                       tokenizer=tokenizer, encode_prompt=lambda p: encode_prompt(tokenizer, p),
                       description={"source": "world", "world_seed": config.world_seed,
-                                   "world_preset": config.world_preset})
+                                   "world_preset": config.world_preset},
+                      task_names=tuple(world.task_names), load_task=world.task)
