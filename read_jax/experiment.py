@@ -17,7 +17,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ import read_jax
 from read_jax import faults
 from read_jax.config import from_dict, override, to_dict
 from read_jax.errors import ReadJaxError
+from read_jax.bandit import build_candidate_actions
 from read_jax.capabilities.registry import CapabilityRegistry
 from read_jax.loop import LoopConfig, ReadRun
 from read_jax.run_files import make_dir, read_json, write_json
@@ -41,6 +42,9 @@ REQUIREMENT_MODES = ("identifier", "interventions", "card", "true", "uniform")
 # the auxiliary tasks' interventions are drawn with this seed whatever the experiment's: g_φ is trained once
 # per world (and cached), not once per seed
 IDENTIFIER_SEED = 7919
+# baselines an experiment resolves by a search on the profiling split, then runs as a fixed allocation
+SEARCH_POLICIES = {"grid": "the action set A(τ) for the best fixed allocation",
+                   "one_hot_best": "every one-hot allocation for the best capability"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,10 @@ class ExperimentConfig:
     identifier_tasks: tuple[str, ...] = ()
     identifier_interventions: int = 6
     identifier_cache: str = ""
+    # the search baselines (policies `grid`, `one_hot_best`): tokens per candidate (0: intervention_tokens)
+    # and at most this many candidates of A(τ) for `grid`
+    search_tokens: int = 0
+    search_max_candidates: int = 16
     eval_split: str = "test"
 
     def __post_init__(self) -> None:
@@ -84,10 +92,14 @@ class ExperimentConfig:
         from read_jax.bandit.policies import parse_policy_spec
 
         for i, spec in enumerate(self.policies):
-            parse_policy_spec(spec, where="policies")
+            if spec not in SEARCH_POLICIES:
+                parse_policy_spec(spec, where="policies")
             if spec in self.policies[:i]:
                 raise ReadJaxError(f"policies: {spec!r} is listed twice; list each policy once")
         parse_policy_spec(self.loop.policy, where="loop.policy")
+        if self.search_tokens < 0 or self.search_max_candidates < 1:
+            raise ReadJaxError(f"search_tokens must be >= 0 and search_max_candidates >= 1, got {self.search_tokens} "
+                               f"and {self.search_max_candidates}")
         if self.identifier_interventions < 1:
             raise ReadJaxError(f"identifier_interventions must be >= 1, got {self.identifier_interventions}")
         if self.interventions < 1 or self.intervention_tokens < 1:
@@ -240,11 +252,17 @@ class Experiment:
                            label: str) -> tuple[list[InterventionRecord], int]:
         """``n`` short fixed-allocation distillations from S0 on ``task`` (random sparse allocations): the
         (w, Δs, ΔU) records requirement identification fits (method.md §2), and the tokens they spent."""
+        allocations = sample_intervention_allocations(n, len(self.caps), seed=seed)
+        return self._short_runs(task, allocations, seed, directory, probes, label, self.config.intervention_tokens)
+
+    def _short_runs(self, task, allocations, seed: int, directory: Path, probes: ProbeSuite, label: str,
+                    tokens_each: int) -> tuple[list[InterventionRecord], int]:
+        """One short fixed-allocation distillation from S0 per allocation (resumable), scored on ``task``'s
+        profiling split: (w, Δs, ΔU) records and the tokens they spent."""
         cfg = self.config
         components = dataclasses.replace(self.c, task=task)
-        allocations = sample_intervention_allocations(n, len(self.caps), seed=seed)
         base_u = self._intervention_utility(self.c.student, task)
-        loop = dataclasses.replace(cfg.loop, task=task.name, budget_tokens=cfg.intervention_tokens, intervals=1,
+        loop = dataclasses.replace(cfg.loop, task=task.name, budget_tokens=tokens_each, intervals=1,
                                    dev_every=1.0, policy="best_fixed")
         records, tokens = [], 0
         for i, w in enumerate(allocations):
@@ -260,7 +278,7 @@ class Experiment:
             tokens += run.budget.used
             faults.point("intervention")
             if self.progress:
-                print(f"  {label} intervention {i + 1}/{len(allocations)}: ΔU = {du:+.3f}", file=sys.stderr)
+                print(f"  {label} {i + 1}/{len(allocations)}: ΔU = {du:+.3f}", file=sys.stderr)
         return records, tokens
 
     def _target_interventions(self) -> tuple[np.ndarray, list[dict[str, Any]], int]:
@@ -268,7 +286,7 @@ class Experiment:
         default: see docs/deviations.md); their tokens are reported, and charged with charge_requirement."""
         cfg = self.config
         records, tokens = self._run_interventions(self.c.task, cfg.interventions, cfg.loop.seed,
-                                                  self.out / "interventions", self.probes, "pilot")
+                                                  self.out / "interventions", self.probes, "pilot intervention")
         r = fit_requirement(records, intercept=cfg.intervention_intercept)
         return r, [dataclasses.asdict(x) for x in records], tokens
 
@@ -333,7 +351,8 @@ class Experiment:
                                         max_prompt_tokens=lc.max_prompt_tokens)
                 seed = IDENTIFIER_SEED + 1000 * (zlib.crc32(name.encode()) % 1000)
                 recs, used = self._run_interventions(task, cfg.identifier_interventions, seed,
-                                                     cache / key / "runs" / name, probes, f"g_φ: {name}")
+                                                     cache / key / "runs" / name, probes,
+                                                     f"g_φ: {name} intervention")
                 saved = {"task": name, "records": [dataclasses.asdict(r) for r in recs], "tokens": used}
                 make_dir(path.parent)
                 write_json(path, saved)
@@ -356,16 +375,43 @@ class Experiment:
                 "probe_samples": samples}
 
     # -- policies ------------------------------------------------------------------------------
-    def run_policy(self, policy: str, r: np.ndarray, budget_tokens: int | None = None) -> dict[str, Any]:
-        run_dir = self.out / "runs" / policy
+    def search(self, name: str, r: np.ndarray) -> dict[str, Any]:
+        """The search baselines: every candidate allocation (``grid``: the action set A(τ) the bandit chooses
+        from; ``one_hot_best``: every one-hot) distilled for ``search_tokens`` from S0 and scored on the
+        profiling split (the `intervention_utility` measure); the best one is then run at the full budget.
+        Cached in DIR/search/NAME.json; its tokens are reported next to the policy (not charged)."""
+        path = self.out / "search" / f"{name}.json"
+        if path.exists():
+            return read_json(path, "search result")
+        cfg, n = self.config, len(self.caps)
+        if name == "one_hot_best":
+            candidates = np.eye(n).tolist()
+        else:
+            b = cfg.loop.bandit
+            candidates = build_candidate_actions(list(self.caps), list(r), 2, list(b.weight_grid), b.top_k,
+                                                 cfg.search_max_candidates, b.include_one_hot)
+        records, tokens = self._short_runs(self.c.task, candidates, cfg.loop.seed + 500, self.out / "search" / name,
+                                           self.probes, f"{name} search", cfg.search_tokens or cfg.intervention_tokens)
+        scores = [rec.delta_u for rec in records]
+        best = int(np.argmax(scores))
+        result = {"allocation": [float(v) for v in candidates[best]], "candidates": candidates,
+                  "profiling_delta_u": scores, "tokens": tokens, "measure": cfg.intervention_utility}
+        write_json(path, result)
+        return result
+
+    def run_policy(self, policy: str, r: np.ndarray, budget_tokens: int | None = None,
+                   allocation: Sequence[float] | None = None, name: str | None = None) -> dict[str, Any]:
+        run_dir = self.out / "runs" / (name or policy)
         loop = dataclasses.replace(self.config.loop, policy=policy,
                                    budget_tokens=budget_tokens or self.config.loop.budget_tokens)
-        run = ReadRun(loop, self.c, run_dir, r, probes=self.probes, progress=self.progress)
+        kwargs = {"allocation": tuple(allocation)} if allocation is not None else None
+        run = ReadRun(loop, self.c, run_dir, r, probes=self.probes, progress=self.progress, policy_kwargs=kwargs)
         if run.has_checkpoint():
             run.load()
         tick = time.perf_counter()
         run.run()
         summary = run.summary()
+        summary["run_dir"] = run_dir.name
         summary["utility"] = self.utility(run.student, self.config.eval_split)
         summary["extra_utility"] = self.extra_utilities(run.student)
         summary["dev_utility_final"] = summary["dev_utility"][-1] if summary["dev_utility"] else None
@@ -396,7 +442,13 @@ class Experiment:
                                "intervention_tokens, or raise the budget")
         policies = {}
         for name in self.config.policies:
-            policies[name.replace("read_ucb", "read")] = self.run_policy(name, r, budget)
+            if name in SEARCH_POLICIES:
+                with self._stage(f"search_{name}", f"{name}: searching {SEARCH_POLICIES[name]}"):
+                    found = self.search(name, r)
+                policies[name] = self.run_policy("best_fixed", r, budget, found["allocation"], name=name)
+                policies[name]["search"] = {k: found[k] for k in ("allocation", "tokens", "measure")}
+            else:
+                policies[name.replace("read_ucb", "read")] = self.run_policy(name, r, budget)
             faults.point("policy_done")
         with self._stage("teacher_eval", "scoring the teacher (reference)"):
             teacher = self.teacher_summary()

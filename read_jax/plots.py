@@ -81,7 +81,7 @@ def plot_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
 def _history(out: Path, policy_summary: dict[str, Any]) -> list[dict[str, Any]]:
     import json
 
-    path = out / "runs" / policy_summary["policy"] / "history.jsonl"
+    path = out / "runs" / policy_summary.get("run_dir", policy_summary["policy"]) / "history.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -88,3 +88,20 @@ def test_charged_pilot_interventions_come_out_of_every_policy_budget(tmp_path):
     assert report["requirement"]["charged"] and 0 < pilot < 1500
     assert report["budget"]["policy_tokens"] == 1500 - pilot
     assert report["policies"]["uniform"]["tokens_used"] <= 1500 - pilot
+
+
+def test_search_baselines_run_the_best_candidate_of_the_profiling_split(tmp_path):
+    config = dataclasses.replace(TINY, policies=("one_hot_best", "grid"), requirement="uniform",
+                                 search_tokens=200, search_max_candidates=4)
+    report = Experiment(config, tmp_path, components=_components(), progress=False).run()
+    for name in ("one_hot_best", "grid"):
+        found = json.loads((tmp_path / "search" / f"{name}.json").read_text())
+        best = int(np.argmax(found["profiling_delta_u"]))
+        assert found["allocation"] == found["candidates"][best] and found["tokens"] > 0
+        p = report["policies"][name]
+        assert p["search"]["allocation"] == found["allocation"] and p["search"]["tokens"] == found["tokens"]
+        assert all(np.allclose(a, found["allocation"]) for a in p["allocations"])  # a fixed allocation
+        assert (tmp_path / "runs" / name / "history.jsonl").is_file() and p["run_dir"] == name
+    one_hots = json.loads((tmp_path / "search" / "one_hot_best.json").read_text())["candidates"]
+    assert np.array_equal(one_hots, np.eye(8))
+    assert len(json.loads((tmp_path / "search" / "grid.json").read_text())["candidates"]) <= 4
