@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("read_jax.cli", "benchmarks against the reference implementations"),
     "plan": ("read_jax.plan", "memory / time plan of a teacher-student pair on a mesh, before weights (CONFIG)"),
     "eval": ("read_jax.eval_cli", "score a model or predictions on a benchmark task card (CARDS --task NAME)"),
+    "results": ("read_jax.results.cli", "run the paper's experiment suites (run SUITE [--small]); regenerate RESULTS.md"),
     "convert": ("read_jax.convert", "write a model spec (HF dir, org/name, .gguf, alias[#keep=N]) as an HF dir"),
 }
 

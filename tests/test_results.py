@@ -1,0 +1,108 @@
+"""The results machinery: statistics against scipy, the equivalent-budget rule, report sections from
+suite files, and a tiny suite run end to end (cached by config and code, never recomputed)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import stats
+
+from read_jax.experiment import ExperimentConfig
+from read_jax.loop import GenerationConfig, LoopConfig, TrainConfig
+from read_jax.models import save_hf
+from read_jax.results import report, runner, suites
+from read_jax.results.stats import holm, mean_ci, paired_p
+from tiny_world import tiny_components
+
+
+@given(st.lists(st.floats(-1, 1), min_size=2, max_size=12))
+@settings(max_examples=40, deadline=None)
+def test_mean_ci_is_the_t_interval(xs):
+    m, h = mean_ci(xs)
+    lo, hi = stats.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=stats.sem(xs)) if np.std(xs) > 0 else (m, m)
+    assert m == pytest.approx(np.mean(xs)) and m - h == pytest.approx(lo, abs=1e-9) and m + h == pytest.approx(hi, abs=1e-9)
+
+
+def test_holm_and_paired_tests():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, float("nan"), 0.01]) == pytest.approx([0.5, np.nan, 0.02], nan_ok=True)
+    a, b = [0.1, 0.3, 0.2, 0.5], [0.0, 0.25, 0.22, 0.4]
+    assert paired_p(a, b) == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert paired_p(a, a) == 1.0
+
+
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=6), st.floats(0, 1))
+@settings(max_examples=60, deadline=None)
+def test_equivalent_budget_reaches_the_target_on_the_interpolated_curve(utilities, target):
+    budgets = [1000 * 2**k for k in range(len(utilities))]
+    need = report.equivalent_budget(budgets, utilities, target)
+    if np.isinf(need):
+        assert max(utilities) < target
+    else:
+        assert budgets[0] <= need <= budgets[-1]
+        assert np.interp(need, budgets, utilities) >= target - 1e-9 or need == budgets[0]
+
+
+def _cell(labels, names, utilities, caps=("a", "b")):
+    return {"labels": labels, "capabilities": list(caps), "initial": {"utility": 0.1}, "identifier": None,
+            "requirement": {"metrics": None},
+            "policies": {n: {"utility": u, "tokens_used": 100, "overhead_share": 0.05, "search": None,
+                             "profile": {c: u + i for i, c in enumerate(caps)},
+                             "initial_profile": {c: 0.0 for c in caps}} for n, u in zip(names, utilities)}}
+
+
+def test_report_sections_from_suite_files(tmp_path):
+    head = {"small": True, "commit": "abc", "code_version": "123"}
+    main = {**head, "title": "Main", "command": "read-jax results run main --small",
+            "cells": [_cell({"task": "t", "seed": s}, ["read", "uniform"], [0.3 + s / 10, 0.2 + s / 10])
+                      for s in range(3)]}
+    budget = {**head, "title": "Budget", "command": "read-jax results run budget --small",
+              "cells": [_cell({"task": "t", "seed": s, "budget": b}, ["read", "uniform"], [b / 1000, b / 2000])
+                        for s in range(2) for b in (100, 200, 400)]}
+    (tmp_path / "main-small.json").write_text(json.dumps(main))
+    (tmp_path / "budget-small.json").write_text(json.dumps(budget))
+    text = report.write_results(tmp_path, tmp_path / "RESULTS.md").read_text()
+    assert "`read-jax results run main --small` · commit `abc`" in text
+    m, h = mean_ci([0.3, 0.4, 0.5])
+    assert f"| read | {m:.3f} ± {h:.3f} | 100 |" in text
+    # uniform reaches read's utility at 200 tokens only with 400 (2x) and never read's 0.4 at 400
+    assert "| 200 | 2.00x |" in text and "| 400 | > 1.0x |" in text
+    assert (tmp_path / "budget_sweep.png").stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    components = tiny_components("dev_assistant")
+    save_hf(components.teacher, root / "teacher")
+    save_hf(components.student, root / "student")
+    loop = LoopConfig(task="dev_assistant", budget_tokens=800, intervals=2, probes_per_capability=3, dev_every=0.5,
+                      generation=GenerationConfig(max_new_tokens=8, prompts_per_call=16, keep_unfinished=True),
+                      train=TrainConfig(rows=8))
+    config = ExperimentConfig(loop=loop, policies=("read_ucb", "uniform"), requirement="uniform",
+                              teacher=str(root / "teacher"), student=str(root / "student"), eval_split="dev")
+
+    def build(small, root_dir):
+        return [suites.Cell("main", {"task": "dev_assistant", "seed": s},
+                            dataclasses.replace(config, loop=dataclasses.replace(loop, seed=s))) for s in (0, 1)]
+    return root, build
+
+
+def test_a_suite_runs_once_and_is_cached_by_config_and_code(tiny_suite, monkeypatch):
+    root, build = tiny_suite
+    monkeypatch.setitem(suites.SUITES, "main", suites.Suite("main", "Main table", build))
+    path = runner.run_suite("main", small=True, root=root / "out", progress=False)
+    data = json.loads(path.read_text())
+    assert len(data["cells"]) == 2 and {c["labels"]["seed"] for c in data["cells"]} == {0, 1}
+    reports = sorted((root / "out" / "cells").glob("*/report.json"))
+    assert len(reports) == 2
+    stamps = [p.stat().st_mtime_ns for p in reports]
+    runner.run_suite("main", small=True, root=root / "out", progress=False)  # cached: nothing re-runs
+    assert [p.stat().st_mtime_ns for p in reports] == stamps
+    # another code version gives other keys (stale results are never reused)
+    cell = build(True, "")[0]
+    assert runner.cell_key(cell, "v1") != runner.cell_key(cell, "v2")
+    text = report.write_results(root / "out", root / "RESULTS.md").read_text()
+    assert "### dev_assistant" in text and "| read |" in text and "| uniform |" in text  # read_ucb reports as read
