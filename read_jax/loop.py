@@ -38,7 +38,8 @@ import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
-from read_jax.bandit import build_candidate_actions, calibrate, make_context, make_policy, proxy_reward
+from read_jax.bandit import (build_candidate_actions, calibrate, make_context, make_policy, pad_actions,
+                             paper_action_set, proxy_reward)
 from read_jax.bandit.guards import check_reward
 from read_jax.capabilities.probes import ProbeSuite, fitting_probes, decode_answer, task_utility
 from read_jax.checkpoint import RunCheckpointer
@@ -107,7 +108,20 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BanditConfig:
-    """Reward and action set (artifact defaults: β = 0.5, λ = 1e-5 per token, pairs of the top 3)."""
+    """Reward and action set (artifact defaults: β = 0.5, λ = 1e-5 per token, pairs of the top 3).
+
+    ``action_set``: ``"sparse"`` (default) is the artifact's fixed set, built once: pairs of the
+    top-k capabilities on ``weight_grid`` (plus their one-hots with ``include_one_hot``, which the
+    artifact's ``read.yml`` turns off).  ``"paper"`` is the paper's A(τ), rebuilt every interval
+    (`paper_action_set`): the previous allocation, its local moves of ``local_step`` mass between
+    two top-k capabilities, then the sparse set; the first interval (no previous allocation) plays
+    the sparse set.  It is padded to one fixed size with a mask, so the jitted policy compiles once.
+    ``local_step``: the mass a local move shifts (neither the paper's text we follow nor the artifact,
+    which builds no local moves, gives one; 0.1 is ours).  ``warmup``: uniformly random first
+    decisions for the ReAD learners (read_*, greedy*); None keeps each policy's own (0 for the BLR
+    ones, 5 for the ensembles).  The paper's way: ``loop.policy=read_paper
+    loop.bandit.action_set=paper loop.bandit.include_one_hot=false`` (experiments/read_paper.yaml).
+    """
 
     beta: float = 0.5
     cost_lambda: float = 1e-5
@@ -116,6 +130,17 @@ class BanditConfig:
     include_one_hot: bool = True
     max_candidates: int = 50
     kappa: float = 1.0
+    action_set: Literal["sparse", "paper"] = "sparse"
+    local_step: float = 0.1
+    warmup: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.action_set not in ("sparse", "paper"):
+            raise ReadJaxError(f"loop.bandit.action_set must be 'sparse' or 'paper', got {self.action_set!r}")
+        if not 0 < self.local_step <= 1:
+            raise ReadJaxError(f"loop.bandit.local_step must be in (0, 1], got {self.local_step}")
+        if self.warmup is not None and self.warmup < 0:
+            raise ReadJaxError(f"loop.bandit.warmup must be >= 0, got {self.warmup}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,10 +214,19 @@ class ReadRun:
         kwargs = dict(policy_kwargs or {})
         if config.policy.startswith("read_"):
             kwargs.setdefault("kappa", b.kappa)
+        if b.warmup is not None and config.policy.startswith(("read_", "greedy")):
+            kwargs.setdefault("warmup", b.warmup)
         self.policy = make_policy(config.policy, n_caps=len(self.caps), **kwargs)
         self.actions = jnp.asarray(build_candidate_actions(
             list(self.caps), self.r.tolist(), 2, list(b.weight_grid), b.top_k, b.max_candidates, b.include_one_hot),
             jnp.float32)
+        self.action_mask = None  # "sparse": the fixed set above, every row valid
+        if b.action_set == "paper":  # rebuilt each interval (`step`), padded to the largest it can be
+            pool = min(max(1, b.top_k), len(self.caps))
+            sparse = build_candidate_actions(list(self.caps), self.r.tolist(), 2, list(b.weight_grid), b.top_k,
+                                             10**9, b.include_one_hot)
+            self.n_actions = min(b.max_candidates, 1 + pool * (pool - 1) + len(sparse))
+            self.actions, self.action_mask = pad_actions(self.actions.tolist(), self.n_actions)
         self.key = jax.random.key(config.seed)
         self.policy_state = self.policy.init(jax.random.fold_in(self.key, 10_000))
         self.budget = TokenBudget(config.budget_tokens, config.accounting)
@@ -217,7 +251,8 @@ class ReadRun:
         XLA compiles them at setup instead of inside the first interval's bandit time (one-time
         work that is not per-interval overhead).  The policy is pure, so its state is unchanged."""
         x = make_context(self.r, self.s, 1.0, self.w_prev, self.ds_prev)
-        w, state = self.policy.select(self.policy_state, x, self.actions, jax.random.fold_in(self.key, 20_000))
+        w, state = self.policy.select(self.policy_state, x, self.actions, jax.random.fold_in(self.key, 20_000),
+                                      self.action_mask)
         w = np.asarray(jax.device_get(w), np.float64)
         jax.block_until_ready(self.policy.update(state, x, jnp.asarray(w, jnp.float32), jnp.asarray(0.0, jnp.float32),
                                                  delta_s=jnp.zeros(len(self.caps), jnp.float32)))
@@ -233,8 +268,13 @@ class ReadRun:
 
         budget_frac = self.budget.remaining / max(self.budget.limit, 1)
         x = make_context(self.r, self.s, budget_frac, self.w_prev, self.ds_prev)
-        w, self.policy_state = self.policy.select(self.policy_state, x, self.actions,
-                                                  jax.random.fold_in(self.key, self.t))
+        actions, mask, b = self.actions, self.action_mask, cfg.bandit
+        if b.action_set == "paper" and self.t > 0:  # local moves around the previous allocation + the sparse set
+            actions, mask = pad_actions(paper_action_set(
+                list(self.caps), self.r.tolist(), self.w_prev.tolist(), b.local_step, list(b.weight_grid), b.top_k,
+                b.max_candidates, b.include_one_hot), self.n_actions)
+        w, self.policy_state = self.policy.select(self.policy_state, x, actions,
+                                                  jax.random.fold_in(self.key, self.t), mask)
         w = np.asarray(jax.device_get(w), np.float64)
         timing["bandit"] = time.perf_counter() - tick
 

@@ -146,3 +146,38 @@ def test_calibration_least_squares():
     assert calibrate([], []).n_points == 0
     with pytest.raises(ValueError):
         calibrate([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("include_one_hot", [False, True])
+def test_paper_set_walk_contains_prev_and_its_local_moves(include_one_hot):
+    """Along a walk (each step plays a random member of the last set), every paper set holds the
+    previous allocation first, all its local moves within the top-k pool and the whole sparse set,
+    and never more rows than the fixed size the loop pads to."""
+    caps = [f"c{i}" for i in range(8)]
+    rng = np.random.default_rng(0)
+    r = rng.dirichlet(np.ones(8))
+    pool = sorted(range(8), key=lambda i: (-r[i], i))[:3]
+    sparse = build_candidate_actions(caps, r.tolist(), 2, (0.25, 0.5, 0.75), 3, 10**9, include_one_hot)
+    size = min(50, 1 + 3 * 2 + len(sparse))
+    cands = paper_action_set(caps, r.tolist(), None, 0.1, (0.25, 0.5, 0.75), 3, 50, include_one_hot)
+    assert cands == build_candidate_actions(caps, r.tolist(), 2, (0.25, 0.5, 0.75), 3, 50, include_one_hot)
+    for _ in range(30):
+        prev = np.asarray(cands[rng.integers(len(cands))])
+        cands = paper_action_set(caps, r.tolist(), prev.tolist(), 0.1, (0.25, 0.5, 0.75), 3, 50, include_one_hot)
+        acts, mask = pad_actions(cands, size)
+        assert acts.shape == (size, 8) and int(mask.sum()) == len(cands)
+        got = np.asarray(cands)
+        np.testing.assert_allclose(got[0], prev / prev.sum(), atol=1e-9)
+        moves = []
+        for i in pool:
+            for j in pool:
+                if i != j and prev[j] > 0:
+                    w = prev.copy()
+                    w[i] += min(0.1, prev[j])
+                    w[j] -= min(0.1, prev[j])
+                    moves.append(w)
+        for w in moves + [np.asarray(s) for s in sparse]:
+            assert np.any(np.all(np.abs(got - w) <= 1e-6, axis=1)), w
+        assert np.allclose(got.sum(1), 1.0) and np.all(got >= 0)
+        assert np.all(got[:, [c for c in range(8) if c not in pool]] == 0.0)  # mass stays in the pool
+        assert len(cands) == len({tuple(np.round(w, 6)) for w in cands})

@@ -29,12 +29,13 @@ FIXED_ALLOC = (0.2, 0.3, 0.5)
 def _make(name: str):
     if name == "best_fixed_alloc":
         return make_policy("best_fixed", n_caps=C, allocation=FIXED_ALLOC)
-    return make_policy(name, n_caps=C, **({"ensemble_config": SMALL_ENSEMBLE} if name == "read_ensemble" else {}))
+    return make_policy(name, n_caps=C, **({"ensemble_config": SMALL_ENSEMBLE} if name in ENSEMBLE_POLICIES else {}))
 
 
+ENSEMBLE_POLICIES = {"read_ensemble", "read_paper", "greedy_ensemble"}
 NAMES = sorted(POLICIES) + ["best_fixed_alloc"]
 POLICY = {name: _make(name) for name in NAMES}  # built once: the jit caches are keyed on the policy
-CANDIDATE_POLICIES = {"read_ucb", "read_thompson", "read_ensemble", "greedy", "best_fixed", "random"}
+CANDIDATE_POLICIES = {"read_ucb", "read_thompson", "greedy", "best_fixed", "random"} | ENSEMBLE_POLICIES
 
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -199,7 +200,7 @@ def test_guard_accepts_host_and_device_scalars_and_clips_past_the_limit():
         assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["read_ucb", "read_ensemble"])
+@pytest.mark.parametrize("name", ["read_ucb", "read_ensemble", "read_paper"])
 def test_rewards_within_the_limit_are_used_as_given_and_clipped_beyond(name):
     policy = POLICY[name]
     x = make_context([0.5, 0.3, 0.2], [0.0, 0.0, 0.0], 1.0)

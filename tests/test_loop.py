@@ -1,5 +1,6 @@
 """The ReAD loop on tiny random models: budget, history, checkpoints, exact resume."""
 
+import dataclasses
 import json
 
 import jax
@@ -7,7 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from read_jax.loop import GenerationConfig, LoopConfig, ReadRun, TrainConfig
+from read_jax.bandit import build_candidate_actions, paper_action_set
+from read_jax.bandit.ensemble import PersistentEnsembleState
+from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, ReadRun, TrainConfig
 from tiny_world import tiny_components
 
 
@@ -21,24 +24,29 @@ CONFIG = LoopConfig(budget_tokens=2400, intervals=3, probes_per_capability=3, de
                     generation=GenerationConfig(max_new_tokens=8, prompts_per_call=16, keep_unfinished=True),
                     train=TrainConfig(rows=8))
 R = np.asarray([0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.5])
+# ReAD the paper's way: the ensemble with a persistent optimiser on the paper's action set, one-hots off;
+# one warm-up step (not 5) so that intervals 1 and 2 are UCB decisions of a refitted model
+PAPER = dataclasses.replace(CONFIG, policy="read_paper",
+                            bandit=BanditConfig(action_set="paper", include_one_hot=False, warmup=1))
 
 
 def _strip(history):
     return [{k: v for k, v in h.items() if k != "timing"} for h in history]
 
 
-def test_interrupted_run_resumes_exactly(tmp_path, components):
-    full = ReadRun(CONFIG, components, tmp_path / "full", R, progress=False)
+@pytest.mark.parametrize("config", [CONFIG, PAPER], ids=["default", "read_paper"])
+def test_interrupted_run_resumes_exactly(tmp_path, components, config):
+    full = ReadRun(config, components, tmp_path / "full", R, progress=False)
     full.run()
     probes = full.probes  # the teacher-answered probes are deterministic; reuse them to save time
 
-    part = ReadRun(CONFIG, components, tmp_path / "part", R, probes=probes, progress=False)
+    part = ReadRun(config, components, tmp_path / "part", R, probes=probes, progress=False)
     part.step()
     part.step()
     part.flush()  # interval 2's checkpoint is on disk (saves are written in the background)
     del part  # "crash" after interval 2
 
-    resumed = ReadRun(CONFIG, components, tmp_path / "part", R, probes=probes, progress=False)
+    resumed = ReadRun(config, components, tmp_path / "part", R, probes=probes, progress=False)
     resumed.load()
     assert resumed.t == 2
     resumed.run()
@@ -47,6 +55,10 @@ def test_interrupted_run_resumes_exactly(tmp_path, components):
     a, b = nnx.state(full.student), nnx.state(resumed.student)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    for x, y in zip(jax.tree.leaves(full.policy_state), jax.tree.leaves(resumed.policy_state)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    if config is PAPER:
+        _check_paper_actions(full)
     lines = (tmp_path / "part" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [0, 1, 2]
 
@@ -62,6 +74,25 @@ def test_interrupted_run_resumes_exactly(tmp_path, components):
         assert abs(sum(h["allocation"]) - 1.0) < 1e-5 and min(h["allocation"]) >= 0
     assert any(h["dev_utility"] is not None for h in full.history)
     assert sum(h["tokens"]["examples"] for h in full.history) > 0
+
+
+def _check_paper_actions(run):
+    """read_paper played the sparse set (no one-hots) first, then a member of the paper set around the
+    previous allocation; its Adam state was carried across the refits."""
+    assert run.policy.name == "read_paper" and run.policy.warmup == 1 and run.policy.persistent_optimizer
+    assert isinstance(run.policy_state.model, PersistentEnsembleState)
+    counts = np.asarray(run.policy_state.model.opt_state[0].count)
+    assert np.all(counts == 2 * run.policy.ensemble_config.train_steps)  # refits before intervals 1 and 2
+    caps, b = list(run.caps), run.config.bandit
+    sparse = build_candidate_actions(caps, R.tolist(), 2, list(b.weight_grid), b.top_k, b.max_candidates, False)
+    assert all(max(w) < 1.0 for w in sparse)
+    assert run.actions.shape[0] == 1 + 3 * 2 + len(sparse) and run.action_mask.sum() == len(sparse)
+    prev = None
+    for h in run.history:
+        cands = sparse if prev is None else paper_action_set(caps, R.tolist(), prev, b.local_step, list(b.weight_grid),
+                                                             b.top_k, b.max_candidates, False)
+        assert np.any(np.all(np.abs(np.asarray(cands) - np.asarray(h["allocation"])) <= 1e-5, axis=1)), h
+        prev = h["allocation"]
 
 
 def test_unfinished_answers_are_not_trained_on(tmp_path, components):

@@ -36,9 +36,13 @@ The interface the ReAD loop calls (one decision per step)::
 * Policies are frozen dataclasses (static, hashable); states are chex dataclasses (pytrees).
   select / update are jitted and pure, so a whole run can be a ``lax.scan`` and seeds a ``vmap``.
 
-Policy names for `make_policy`: read_ucb, read_thompson, read_ensemble, greedy (kappa = 0),
-uniform, task_static (w = r), one_hot (argmax r), best_fixed, random, odm (EXP3, Albalak et al.
-2023), doremi (multiplicative weights on excess loss, Xie et al. 2023).
+Policy names for `make_policy`: read_ucb, read_thompson, read_ensemble, read_paper (the paper's
+ensemble UCB as the artifact runs it: J = 5, 5 random warm-up steps, Adam state kept across refits),
+greedy (kappa = 0 of read_ucb), greedy_ensemble (kappa = 0 of read_paper), uniform, task_static
+(w = r), one_hot (argmax r), best_fixed, random, odm (EXP3, Albalak et al. 2023), doremi
+(multiplicative weights on excess loss, Xie et al. 2023).  ``warmup=N`` gives any ReAD policy N
+uniformly random first decisions (default 0 for read_ucb / read_thompson / greedy, 5 for the
+ensembles).
 """
 
 from read_jax.bandit import blr, ensemble

@@ -13,16 +13,26 @@ How it is made fast and scan-able in JAX:
   and samples its minibatches from that resample, i.e. categorical over rows with probability
   proportional to the multiplicity.
 
-Assumptions where the paper and artifact are silent (documented, not hidden): each fit continues
-from the current parameters with a fresh Adam state; targets are standardised by the buffer's
-mean / std for training (predictions are mapped back), which makes lr 1e-3 sensible whatever the
-reward units; the ensemble spread uses the unbiased std over members, like ``torch.std``.
+Optimiser across refits.  Each fit continues from the current parameters.  By default it starts a
+fresh Adam state (moments zero, bias correction restarted).  The artifact (``read/bandit.py`` of
+LabRAI/ReAD: ``UCBEnsembleBandit`` builds one ``torch.optim.Adam`` per member in ``__init__`` and
+``fit`` reuses it) keeps one Adam state per member for the whole run; ``init(...,
+persistent_optimizer=True)`` does the same: the state is then a `PersistentEnsembleState`, whose
+``opt_state`` (the J members' Adam moments and step counts, a pytree with a leading [J] axis) is
+carried from fit to fit and checkpointed with the rest of the state.  Plain `EnsembleState` keeps
+the pytree structure it always had, so older checkpoints still restore.
+
+Assumptions where the paper and artifact are silent (documented, not hidden): targets are
+standardised by the buffer's mean / std for training (predictions are mapped back), which makes
+lr 1e-3 sensible whatever the reward units; the ensemble spread uses the unbiased std over
+members, like ``torch.std``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any
 
 import chex
 import jax
@@ -56,6 +66,17 @@ class EnsembleState:
     count: Array  # [] int32, rounds ever added (the buffer holds the last `capacity`)
 
 
+@chex.dataclass
+class PersistentEnsembleState(EnsembleState):
+    """An `EnsembleState` whose members keep one Adam state across refits (the artifact's way)."""
+
+    opt_state: Any  # optax Adam state of every member, leading [J] axis (count [J], moments like params)
+
+
+def _optimizer(config: "EnsembleConfig") -> optax.GradientTransformation:
+    return optax.adam(config.lr)
+
+
 def _init_member(key: Array, input_dim: int, hidden: int) -> Params:
     """PyTorch nn.Linear default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases."""
     dims = [(input_dim, hidden), (hidden, hidden), (hidden, 1)]
@@ -77,17 +98,26 @@ def mlp_apply(params: Params, x: Array) -> Array:
     return (h @ params["w2"] + params["b2"])[..., 0]
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def init(key: Array, input_dim: int, config: EnsembleConfig = EnsembleConfig()) -> EnsembleState:
-    """J independently initialised members and an empty buffer."""
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def init(
+    key: Array, input_dim: int, config: EnsembleConfig = EnsembleConfig(), persistent_optimizer: bool = False
+) -> EnsembleState:
+    """J independently initialised members and an empty buffer.
+
+    With ``persistent_optimizer`` the state also holds every member's Adam state
+    (`PersistentEnsembleState`), which `fit` then carries across refits instead of starting afresh.
+    """
     keys = jax.random.split(key, config.n_members)
     params = jax.vmap(lambda k: _init_member(k, input_dim, config.hidden))(keys)
-    return EnsembleState(
+    fields = dict(
         params=params,
         inputs=jnp.zeros((config.capacity, input_dim), jnp.float32),
         targets=jnp.zeros((config.capacity,), jnp.float32),
         count=jnp.zeros((), jnp.int32),
     )
+    if persistent_optimizer:
+        return PersistentEnsembleState(**fields, opt_state=jax.vmap(_optimizer(config).init)(params))
+    return EnsembleState(**fields)
 
 
 @jax.jit
@@ -118,17 +148,20 @@ def fit(state: EnsembleState, key: Array, config: EnsembleConfig = EnsembleConfi
     """Train every member for ``config.train_steps`` Adam steps on its bootstrap resample.
 
     Returns the new state and the per-member training losses [J, steps].  With an empty buffer
-    the parameters are left unchanged.
+    the parameters (and a persistent optimiser state) are left unchanged.  A
+    `PersistentEnsembleState` continues from its members' Adam states and returns the updated ones;
+    a plain `EnsembleState` starts each member from a fresh Adam state.
     """
     n, valid, mean, std = _target_stats(state, config.standardize)
     y = (state.targets - mean) / std
     cap = state.targets.shape[0]
-    opt = optax.adam(config.lr)
+    opt = _optimizer(config)
+    persistent = isinstance(state, PersistentEnsembleState)
 
     def loss_fn(params: Params, xb: Array, yb: Array) -> Array:
         return jnp.mean((mlp_apply(params, xb) - yb) ** 2)
 
-    def member(params: Params, mkey: Array) -> tuple[Params, Array]:
+    def member(params: Params, mkey: Array, opt_state: Any = None) -> tuple[Params, Array, Any]:
         k_boot, k_steps = jax.random.split(mkey)
         draws = jax.random.randint(k_boot, (cap,), 0, jnp.maximum(n, 1))
         counts = jnp.zeros((cap,), jnp.float32).at[draws].add(valid.astype(jnp.float32))
@@ -144,12 +177,18 @@ def fit(state: EnsembleState, key: Array, config: EnsembleConfig = EnsembleConfi
             updates, o = opt.update(grads, o, p)
             return (optax.apply_updates(p, updates), o), loss
 
-        (new, _), losses = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(k_steps, config.train_steps))
-        new = jax.tree.map(lambda a, b: jnp.where(n > 0, a, b), new, params)
-        return new, losses
+        start = opt.init(params) if opt_state is None else opt_state
+        (new, new_opt), losses = jax.lax.scan(step, (params, start), jax.random.split(k_steps, config.train_steps))
+        keep = lambda a, b: jnp.where(n > 0, a, b)  # noqa: E731  (an empty buffer changes nothing)
+        new = jax.tree.map(keep, new, params)
+        return new, losses, (None if opt_state is None else jax.tree.map(keep, new_opt, opt_state))
 
-    params, losses = jax.vmap(member)(state.params, jax.random.split(key, config.n_members))
-    return state.replace(params=params), losses
+    keys = jax.random.split(key, config.n_members)
+    if not persistent:  # a fresh Adam state per member and per fit
+        params, losses, _ = jax.vmap(member)(state.params, keys)
+        return state.replace(params=params), losses
+    params, losses, opt_state = jax.vmap(member)(state.params, keys, state.opt_state)
+    return state.replace(params=params, opt_state=opt_state), losses
 
 
 @functools.partial(jax.jit, static_argnames=("config",))

@@ -200,7 +200,8 @@ class BestFixedPolicy(_GuardedEntry):
     "Best" is chosen in hindsight (an oracle): run every grid allocation as a fixed schedule and
     keep the best final utility (`simulator.best_fixed_in_hindsight`).  The policy itself plays
     ``allocation`` if given, else candidate ``index`` of the current action set (so a rank-relative
-    choice such as "0.5 / 0.5 on the top two" carries over between tasks).
+    choice such as "0.5 / 0.5 on the top two" carries over between tasks); with a ``mask``, the
+    ``index``-th valid candidate (the last valid one when there are fewer).
     """
 
     n_caps: int
@@ -229,8 +230,14 @@ class BestFixedPolicy(_GuardedEntry):
 
     @_jit_method
     def _select(self, state, context, actions, key, mask=None):
-        del context, key, mask
-        from_index = jnp.asarray(actions)[jnp.clip(state.index, 0, actions.shape[0] - 1)]
+        del context, key
+        actions = jnp.asarray(actions)
+        if mask is None:
+            from_index = actions[jnp.clip(state.index, 0, actions.shape[0] - 1)]
+        else:  # the index-th valid row (the last valid one past the end): a masked row is never played
+            valid = jnp.asarray(mask, bool)
+            target = jnp.clip(state.index, 0, jnp.maximum(jnp.sum(valid) - 1, 0))
+            from_index = actions[jnp.argmax(valid & (jnp.cumsum(valid) - 1 == target))]
         alloc = state.allocation
         total = jnp.sum(alloc)
         # the sentinel (all zeros; NaN in older checkpoints) or any state that is not on the simplex
@@ -265,8 +272,14 @@ class ReadPolicy(_GuardedEntry):
     standardised at decision time (`blr.standardize`).  This project's default.
     ``model="ensemble"``: the paper's bootstrap ensemble of MLPs on [x ; w] with UCB mu + kappa
     sigma (Thompson: the prediction of one random member); retrained in ``select`` before each
-    decision, as the artifact does.  The first ``warmup`` decisions are uniformly random
-    candidates (artifact: 5 for the ensemble).  ``kappa = 0`` is the paper's greedy baseline.
+    decision, as the artifact does.  ``persistent_optimizer`` (ensemble only, default False: a
+    fresh Adam state per refit) keeps every member's Adam state across refits in the policy state,
+    as the artifact does (``read/bandit.py`` of LabRAI/ReAD: one ``torch.optim.Adam`` per member,
+    made once in ``UCBEnsembleBandit.__init__`` and reused by every ``fit``).
+    The first ``warmup`` decisions (counted in updates) are uniformly random among the valid
+    candidates, for either model (artifact: 5 for the ensemble, ``bandit.warmup_steps`` in
+    ``configs/read.yml``; default 0 here, so ``read_ucb`` / ``read_thompson`` decide from the first
+    step unless given ``warmup=5``).  ``kappa = 0`` is the paper's greedy baseline.
     ``on_checkpoint`` shrinks kappa by ``kappa_decay`` when dev utility did not improve.
 
     Defaults: features phi = h(w) x [1, r, s, w_prev, ds_prev, b] elementwise
@@ -291,6 +304,7 @@ class ReadPolicy(_GuardedEntry):
     forget: float = 1.0
     standardize: bool = True
     ensemble_config: ensemble.EnsembleConfig = ensemble.EnsembleConfig()
+    persistent_optimizer: bool = False
     name: str = "read_ucb"
 
     def __post_init__(self) -> None:
@@ -300,6 +314,10 @@ class ReadPolicy(_GuardedEntry):
             raise ReadJaxError(f"ReAD strategy must be 'ucb' or 'thompson', got {self.strategy!r}")
         if self.kappa < 0:
             raise ReadJaxError(f"kappa must be >= 0, got {self.kappa}")
+        if self.warmup < 0:
+            raise ReadJaxError(f"warmup must be >= 0, got {self.warmup}")
+        if self.persistent_optimizer and self.model != "ensemble":
+            raise ReadJaxError("persistent_optimizer applies to model='ensemble' only (the BLR has no optimiser)")
         try:
             self.features  # validates curvature / interaction / context_dim
         except ValueError as err:
@@ -313,7 +331,7 @@ class ReadPolicy(_GuardedEntry):
         if self.model == "blr":
             model = blr.init(self.features.dim, a0=self.a0, b0=self.b0, lam=self.lam, forget=self.forget)
         else:
-            model = ensemble.init(key, self.context_dim + self.n_caps, self.ensemble_config)
+            model = ensemble.init(key, self.context_dim + self.n_caps, self.ensemble_config, self.persistent_optimizer)
         return ReadState(
             model=model,
             kappa=jnp.asarray(self.kappa, jnp.float32),
@@ -485,12 +503,20 @@ def _read(**defaults: Any):
 
 
 _ENSEMBLE_DEFAULTS = dict(model="ensemble", strategy="ucb", warmup=5, name="read_ensemble")
+# ReAD as the paper / artifact runs it (LabRAI/ReAD configs/read.yml + read/bandit.py): bootstrap
+# ensemble of J = 5 MLPs, UCB with kappa_0 = 1.0 shrunk x 0.7 on a stalled dev checkpoint, 5 random
+# warm-up steps, one Adam state per member kept across refits.  Meant with the paper's action set:
+# loop.bandit.action_set=paper loop.bandit.include_one_hot=false (experiments/read_paper.yaml).
+_PAPER_DEFAULTS = dict(_ENSEMBLE_DEFAULTS, persistent_optimizer=True, name="read_paper")
 
 POLICIES: dict[str, Any] = {
     "read_ucb": _read(model="blr", strategy="ucb", name="read_ucb"),
     "read_thompson": _read(model="blr", strategy="thompson", name="read_thompson"),
     "read_ensemble": _read(**_ENSEMBLE_DEFAULTS),
+    "read_paper": _read(**_PAPER_DEFAULTS),
     "greedy": _read(model="blr", strategy="ucb", kappa=0.0, kappa_decay=1.0, name="greedy"),
+    # the paper's greedy baseline on its own learner: read_paper with kappa = 0 (5 random warm-up steps kept)
+    "greedy_ensemble": _read(**{**_PAPER_DEFAULTS, "kappa": 0.0, "kappa_decay": 1.0, "name": "greedy_ensemble"}),
     "uniform": UniformPolicy,
     "task_static": TaskStaticPolicy,
     "one_hot": OneHotPolicy,
