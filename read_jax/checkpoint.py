@@ -7,19 +7,28 @@ optimizer state, bandit state, RNG key) plus a JSON item with the loop's bookkee
 Restores take *abstract targets with shardings* (`jax.ShapeDtypeStruct(shape, dtype,
 sharding=...)`), built from the live objects: without them orbax restores with whatever
 sharding was saved, which silently breaks a run resumed on a different mesh.
+
+Multi-process runs (`read_jax.distributed`): every process calls `save` / `restore` alike and
+orbax writes collectively, each process the shards of its own devices and process 0 the metadata
+and the JSON item; the directory must be one every process reaches (a shared file system or a
+bucket).  Process-local device arrays (the bandit's state, the RNG key: identical on every
+process) are saved and restored as numpy, since orbax refuses host-local `jax.Array`s there.
+The directory may be a bucket path (``gs://...``): it is handled as an `etils.epath.Path`.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from read_jax import faults
+from read_jax.distributed import local_to_numpy, multi_process
 from read_jax.errors import ReadJaxError
 
 META = "meta"
@@ -28,8 +37,12 @@ STATE = "state"
 
 def abstract_like(tree: Any) -> Any:
     """ShapeDtypeStructs carrying each leaf's current sharding (the restore target)."""
+    local_as_numpy = multi_process()
+
     def leaf(x: Any) -> Any:
         if isinstance(x, jax.Array):
+            if local_as_numpy and x.is_fully_addressable:  # saved as numpy (see the module docstring)
+                return np.zeros(x.shape, x.dtype)
             return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
         return x
     return jax.tree.map(leaf, tree)
@@ -46,7 +59,8 @@ class RunCheckpointer:
     """
 
     def __init__(self, directory: str | os.PathLike, max_to_keep: int | None = 3, async_save: bool = True):
-        self.directory = Path(directory).absolute()
+        directory = epath.Path(directory)
+        self.directory = directory if "://" in str(directory) else directory.absolute()
         self.async_save = async_save
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                                enable_async_checkpointing=async_save)
@@ -57,6 +71,7 @@ class RunCheckpointer:
             # the caller may donate these buffers to its next jitted step while the write is pending
             # (the ReAD train step donates the student's): orbax gets private copies
             trees = jax.tree.map(lambda x: jnp.copy(x) if isinstance(x, jax.Array) else x, trees)
+        trees = local_to_numpy(trees)
         # one item for all pytrees (each item costs its own directory and metadata files: a save of
         # a ReAD run's four trees took 0.15 s as four items, 0.09 s as one)
         args = {STATE: ocp.args.StandardSave(dict(trees)), META: ocp.args.JsonSave(meta)}

@@ -33,7 +33,8 @@ from read_jax.errors import ReadJaxError
 from read_jax.bandit import build_candidate_actions
 from read_jax.capabilities.registry import CapabilityRegistry
 from read_jax.loop import LoopConfig, ReadRun
-from read_jax.run_files import make_dir, read_json, write_json
+from read_jax.distributed import is_primary
+from read_jax.run_files import as_path, make_dir, read_json, write_json
 from read_jax.run_lock import RunLock
 from read_jax.sources import SOURCES, Components, build_components
 from read_jax.sources.config import RealSourceConfig
@@ -58,6 +59,10 @@ class ExperimentConfig:
     teacher: str = "recipe:teacher"
     student: str = "recipe:student"
     real: RealSourceConfig = RealSourceConfig()
+    # device mesh [data, fsdp, tp] over all devices of all processes the models are loaded onto and run
+    # on (one entry may be -1: the devices left); empty: one device, or with several processes all of
+    # them data-parallel.  Both sources; ``real.mesh`` is the older spelling for source=real.
+    mesh: tuple[int, ...] = ()
     requirement: str = "interventions"
     interventions: int = 8
     intervention_tokens: int = 3000
@@ -117,6 +122,8 @@ class ExperimentConfig:
                                f"{self.intervention_utility!r}")
         if self.eval_split not in ("dev", "test"):
             raise ReadJaxError(f"eval_split must be 'dev' or 'test', got {self.eval_split!r}")
+        if self.mesh and (len(self.mesh) != 3 or any(m == 0 or m < -1 for m in self.mesh)):
+            raise ReadJaxError(f"mesh: expected [data, fsdp, tp] sizes >= 1 (one may be -1), got {list(self.mesh)}")
 
 
 class Experiment:
@@ -124,7 +131,7 @@ class Experiment:
 
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, components: Components | None = None,
                  progress: bool = True, changed_config: bool = False):
-        self.config, self.out = config, Path(out_dir)
+        self.config, self.out = config, as_path(out_dir)
         saved = self.out / "experiment.json"
         # --out, or the first part of its path that exists, must be a directory: checked before any work
         existing = next((p for p in (self.out, *self.out.parents) if p.exists()), None)
@@ -138,7 +145,7 @@ class Experiment:
             _check_version(self.out)
             if not changed_config:
                 _check_same_config(saved, config)
-        self.progress = progress
+        self.progress = progress and is_primary()  # one progress display for a multi-process run
         self.timing: dict[str, float] = {}
         # components first: a bad model, tokenizer, pack or task fails before anything is written
         with self._stage("load_models", "loading models, tokenizer and tasks"):
@@ -184,7 +191,7 @@ class Experiment:
     def resume(cls, out_dir: str | Path, overrides: list[str] = (), progress: bool = True) -> "Experiment":
         """Continue the experiment in ``out_dir``; ``overrides`` change its saved config explicitly (e.g. a
         smaller learning rate after a numerical fault), each change printed and saved with the config."""
-        path = Path(out_dir) / "experiment.json"
+        path = as_path(out_dir) / "experiment.json"
         if not path.is_file():
             raise ReadJaxError(f"{out_dir}: not an experiment directory (experiment.json not found)")
         saved = from_dict(ExperimentConfig, read_json(path, "experiment config"))
@@ -523,12 +530,21 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict
 
 
 def _check_same_config(saved: Path, config: ExperimentConfig) -> None:
-    previous = read_json(saved, "experiment config")
+    previous = _with_defaults(read_json(saved, "experiment config"))
     changes = _differences(previous, json.loads(json.dumps(to_dict(config))))
     if changes:
         field, (old, new) = next(iter(changes.items()))
         raise ReadJaxError(f"{saved}: this directory holds a different experiment ({field} is {old!r} there, "
                            f"{new!r} here); use another --out, or --resume DIR {field}=VALUE to change it")
+
+
+def _with_defaults(saved: Any) -> Any:
+    """A saved experiment.json with the fields added since it was written (e.g. ``mesh``) at their
+    defaults, as `to_dict` of the config it describes would write it now."""
+    try:
+        return json.loads(json.dumps(to_dict(from_dict(ExperimentConfig, saved))))
+    except (ReadJaxError, TypeError):
+        return saved
 
 
 def _phase_totals(history: list[dict[str, Any]]) -> dict[str, float]:

@@ -51,7 +51,7 @@ from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax import faults
 from read_jax.errors import NumericalFault, ReadJaxError
 from read_jax.evals.extract import check_format
-from read_jax.run_files import make_dir, read_json, write_json, write_jsonl
+from read_jax.run_files import as_path, make_dir, read_json, write_json, write_jsonl
 from read_jax.sources import Components
 from read_jax.generation_batches import generate_in_chunks
 from read_jax.sampling import Sampler
@@ -189,7 +189,6 @@ class ReadRun:
         self.r = np.asarray(requirement, np.float64)
         if self.r.shape != (len(self.caps),):
             raise ReadJaxError(f"requirement has {self.r.shape} entries for {len(self.caps)} capabilities")
-        self.run_dir = Path(run_dir)
         self.run_dir = make_dir(run_dir)
         self.progress = progress
         self.probes = probes or ProbeSuite(
@@ -553,7 +552,7 @@ class ReadRun:
 
 def read_saved_config(run_dir: str | Path) -> tuple[dict[str, Any], list[float]]:
     """The config dict and requirement a run was started with (to rebuild it for --resume)."""
-    path = Path(run_dir) / ReadRun.RUN_FILE
+    path = as_path(run_dir) / ReadRun.RUN_FILE
     if not path.is_file():
         raise ReadJaxError(f"{run_dir}: not a run directory ({ReadRun.RUN_FILE} not found)")
     data = read_json(path, "run config")

@@ -1,4 +1,6 @@
-"""Plots of an experiment report: allocations over steps, profiles before/after, utility vs tokens."""
+"""Plots of an experiment report: allocations over steps, profiles before/after, utility vs tokens.
+
+Written through `read_jax.run_files` (atomically, by the primary process only)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ def plot_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out_dir)
+    from read_jax.run_files import as_path, write_figure
+
+    out = as_path(out_dir)
     caps = report["capabilities"]
     policies = report["policies"]
     paths = []
@@ -35,7 +39,7 @@ def plot_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     fig.suptitle(f"allocation over steps ({report['task']})")
     fig.tight_layout()
     paths.append(out / "allocations.png")
-    fig.savefig(paths[-1], dpi=110)
+    write_figure(fig, paths[-1], dpi=110)
     plt.close(fig)
 
     # 2. profile before / after (mean log-likelihood of teacher answers)
@@ -56,7 +60,7 @@ def plot_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     paths.append(out / "profiles.png")
-    fig.savefig(paths[-1], dpi=110)
+    write_figure(fig, paths[-1], dpi=110)
     plt.close(fig)
 
     # 3. dev utility against tokens spent
@@ -73,7 +77,7 @@ def plot_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     ax.legend()
     fig.tight_layout()
     paths.append(out / "utility_vs_tokens.png")
-    fig.savefig(paths[-1], dpi=110)
+    write_figure(fig, paths[-1], dpi=110)
     plt.close(fig)
     return paths
 

@@ -5,7 +5,8 @@ neither run, and nothing downstream can tell.  The lock is created atomically (`
 lock left by a process that died (``kill -9``, a preempted VM that came back) is taken over with
 a message when its pid is gone on this host.  On another host liveness cannot be checked, so the
 error says which file to delete once that run is known to be gone.  In a multi-process run only
-process 0 takes it: the other processes write no run files.
+process 0 takes it: the other processes write no run files.  A bucket directory (gs://) gets no lock:
+an object store offers no atomic create-if-absent through the file API.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from read_jax.distributed import is_primary
 from read_jax.errors import ReadJaxError
+from read_jax.run_files import is_url
 
 LOCK_FILE = "run.lock"
 
@@ -32,27 +35,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _is_primary() -> bool:
-    import jax
-
-    return jax.process_index() == 0
-
-
 class RunLock:
     """Hold ``DIR/run.lock`` from `acquire` to `release` (idempotent both)."""
 
     def __init__(self, directory: str | os.PathLike):
         self.path = Path(directory) / LOCK_FILE
         self.held = False
+        # an object store (gs://...) has no atomic create-if-absent through the file API: no lock there
+        self.enabled = not is_url(directory)
 
     def check(self) -> None:
         """Fail now, before any work, when a live run owns the directory (taking nothing yet)."""
-        owner = self._owner()
+        owner = self._owner() if self.enabled else None
         if owner is not None and not self._stale(owner):
             raise self._busy(owner)
 
     def acquire(self) -> None:
-        if self.held or not _is_primary():
+        if self.held or not self.enabled or not is_primary():
             return
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         for _ in range(3):

@@ -75,8 +75,9 @@ import numpy as np
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from read_jax.distributed import to_host
 from read_jax.models.decoder import Decoder, KVCache, _rope_tables_once, apply_rope
-from read_jax.sharding import BATCH_AXES, batch_sharding, named_sharding, state_shardings
+from read_jax.sharding import BATCH_AXES, batch_sharding, named_sharding, place, state_shardings
 
 Array = jax.Array
 
@@ -576,7 +577,8 @@ class Sampler:
         self.mesh = mesh
         self.graphdef, state = nnx.split(model)
         if mesh is not None:
-            state = jax.device_put(state, state_shardings(mesh, state))
+            state = jax.tree.map(lambda v, s: v.replace(place(v.get_value(), s)), state, state_shardings(mesh, state),
+                                 is_leaf=lambda x: isinstance(x, nnx.Variable))
         self.state = state
         platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
         self.matrices = DecodeMatrices.of(nnx.merge(self.graphdef, state), cpu=platform == "cpu")
@@ -634,17 +636,17 @@ class Sampler:
             seed=np.asarray(seed, np.uint32), eos=eos_arr, active=np.arange(b) < n,
             max_new_tokens=np.asarray(max_new_tokens, np.int32))
         if mesh is not None:
-            ids, mask = (jax.device_put(a, batch_sharding(mesh, 2)) for a in (ids, mask))
+            ids, mask = (place(a, batch_sharding(mesh, 2)) for a in (ids, mask))
             rep = NamedSharding(mesh, P())
-            params = jax.tree.map(
-                lambda a: jax.device_put(a, batch_sharding(mesh, 1) if a.shape == (b,) else rep), params)
+            params = jax.tree.map(lambda a: place(a, batch_sharding(mesh, 1) if a.shape == (b,) else rep), params)
 
         phases = cache_phases(t, n_out)
         prefilled = _prefill(self.graphdef, self.state, ids, mask, params.active, cache_len=t + n_out, mesh=mesh)
         decode = _decode_cpu if self.matrices.cpu else _decode
         s = decode(self.graphdef, self.state, self.matrices, prefilled, params, n_out=n_out, phases=phases, k=k,
                    mesh=mesh)
-        steps, tokens, logprobs, top_ids, top_lps = jax.device_get(
+        # gathered from every process when the batch is sharded over several (`read_jax.distributed`)
+        steps, tokens, logprobs, top_ids, top_lps = to_host(
             (s.step, s.tokens, s.logprobs, s.topk_ids, s.topk_logprobs))
 
         eos_set = set(eos)

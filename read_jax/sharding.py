@@ -55,6 +55,26 @@ def make_mesh(shape: Sequence[int] = (-1, 1, 1), devices: Sequence[Any] | None =
     return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
 
 
+def configured_mesh(shape: Sequence[int], field: str = "mesh") -> Mesh | None:
+    """The configured ('data', 'fsdp', 'tp') mesh over every device of every process (`jax.devices()`
+    is global in a multi-process run), or None -- one device -- when ``shape`` is empty in a
+    one-process run.  A multi-process run without a configured shape is data-parallel over all
+    devices, ``(-1, 1, 1)``.  A shape whose product is not the device count is a one-line
+    `ReadJaxError` naming ``field``."""
+    from read_jax.errors import ReadJaxError
+
+    processes = jax.process_count()
+    if not shape:
+        if processes == 1:
+            return None
+        shape = (-1, 1, 1)
+    try:
+        return make_mesh(tuple(shape))
+    except ValueError as err:
+        where = f" ({processes} processes x {jax.local_device_count()} local)" if processes > 1 else ""
+        raise ReadJaxError(f"{field}: {err}{where}") from None
+
+
 def logical_to_spec(
     logical_axes: Sequence[str | None], shape: Sequence[int] | None = None, mesh: Mesh | None = None
 ) -> P:
@@ -106,9 +126,22 @@ def shard_module(module: nnx.Module, mesh: Mesh) -> nnx.Module:
     state = nnx.state(module)
     shardings = state_shardings(mesh, state)
     nnx.update(module, jax.tree.map(
-        lambda v, s: v.replace(jax.device_put(v.get_value(), s)),
+        lambda v, s: v.replace(place(v.get_value(), s)),
         state, shardings, is_leaf=lambda x: isinstance(x, nnx.Variable)))
     return module
+
+
+def place(x: Any, sharding: jax.sharding.Sharding) -> jax.Array:
+    """``jax.device_put(x, sharding)`` of a value every process holds alike (a batch, a parameter).
+
+    With a sharding over several processes' devices, each process builds only the shards of its
+    own devices from its host copy (`jax.make_array_from_callback`): no transfer between hosts,
+    and none of the cross-host equality check `jax.device_put` runs on host values there (an
+    all-gather of the whole value).  Global arrays are resharded by `jax.device_put`."""
+    if sharding.is_fully_addressable or (isinstance(x, jax.Array) and not x.is_fully_addressable):
+        return jax.device_put(x, sharding)
+    host = np.asarray(jax.device_get(x) if isinstance(x, jax.Array) else x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
@@ -118,4 +151,4 @@ def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
 
 def shard_batch(mesh: Mesh, batch: Any) -> Any:
     """Place every array of a batch pytree with its leading dim over the data axes."""
-    return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, np.ndim(x))), batch)
+    return jax.tree.map(lambda x: place(x, batch_sharding(mesh, np.ndim(x))), batch)

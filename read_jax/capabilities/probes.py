@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from read_jax.capabilities.registry import Example, exact_match
+from read_jax.distributed import to_host
 from read_jax.errors import ReadJaxError
 from read_jax.distill.batching import Example as TokenExample, bucket_length, collate
 
@@ -96,7 +97,7 @@ def _answer_loglik_sums(model, batches: Iterable[Mapping[str, np.ndarray]], n: i
     for b in batches:
         index = b["index"]
         arrays = {k: v for k, v in b.items() if k != "index"}
-        s, c = (np.asarray(x) for x in _token_loglik_sums(graphdef, params, arrays))
+        s, c = (np.asarray(x) for x in to_host(_token_loglik_sums(graphdef, params, arrays)))
         real = index >= 0
         sums[index[real]], counts[index[real]] = s[real], c[real]
     return sums, counts

@@ -42,8 +42,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from read_jax.distill.losses import (
     HiddenTeacher, LossConfig, Metrics, check_topk_ids, check_vocab, kd_loss, kd_loss_from_hidden, token_mask,
 )
+from read_jax.distributed import to_host
 from read_jax.errors import ReadJaxError
-from read_jax.sharding import BATCH_AXES, make_mesh, state_shardings
+from read_jax.sharding import BATCH_AXES, make_mesh, place, state_shardings
 
 Array = jax.Array
 Params = dict[str, Any]
@@ -259,14 +260,14 @@ class Distiller:
                  mesh: Mesh | None = None, compiler_options: Mapping[str, Any] | None = None):
         self.loss_config = loss_config or LossConfig()
         self.optimizer_config = optimizer_config or OptimizerConfig()
-        self.mesh = mesh if mesh is not None else make_mesh((1, 1, 1), jax.devices()[:1])
+        self.mesh = mesh if mesh is not None else make_mesh((1, 1, 1), jax.local_devices()[:1])
         self.vocab_size = int(student.config.vocab_size)
         self.use_teacher = teacher is not None and self.loss_config.needs_teacher_logits
         if self.use_teacher:
             check_vocab(self.vocab_size, teacher.config.vocab_size)
         self.graphdef, state = nnx.split(student)
         self._params_sh = params_shardings(self.mesh, student)
-        self.params = jax.device_put(nnx.to_pure_dict(state), self._params_sh)
+        self.params = jax.tree.map(place, nnx.to_pure_dict(state), self._params_sh)
         self.tx = make_optimizer(self.optimizer_config)
         self._opt_sh = opt_state_shardings(self.mesh, jax.eval_shape(self.tx.init, self.params), self._params_sh)
         self.opt_state = jax.jit(self.tx.init, out_shardings=self._opt_sh)(self.params)
@@ -274,7 +275,7 @@ class Distiller:
         if self.use_teacher:
             self.teacher_graphdef, tstate = nnx.split(teacher)
             t_sh = params_shardings(self.mesh, teacher)
-            self.teacher_params = jax.device_put(nnx.to_pure_dict(tstate), t_sh)
+            self.teacher_params = jax.tree.map(place, nnx.to_pure_dict(tstate), t_sh)
         fn = make_train_step(self.graphdef, self.loss_config, self.tx, self.teacher_graphdef,
                              self.optimizer_config.lr_schedule())
         replicated = NamedSharding(self.mesh, P())
@@ -311,8 +312,8 @@ class Distiller:
     def place_batch(self, batch: Mapping[str, Any]) -> dict[str, Array]:
         _check_batch(batch, self.loss_config, self.vocab_size, self.use_teacher, self._rows_multiple)
         sh = NamedSharding(self.mesh, P(BATCH_AXES))
-        return {k: jax.device_put(np.asarray(v) if not isinstance(v, jax.Array) else v, sh)
-                for k, v in batch.items()}
+        # every process holds the whole batch (the same prompts everywhere) and places its own rows
+        return {k: place(np.asarray(v) if not isinstance(v, jax.Array) else v, sh) for k, v in batch.items()}
 
     def step_raw(self, batch: Mapping[str, Any]) -> Metrics:
         """One step; returns the (sum, count) metric pairs as device arrays (no host sync)."""
@@ -329,7 +330,7 @@ class Distiller:
 
 def summarize(metrics: Metrics) -> dict[str, float]:
     """(sum, count) pairs -> floats (sum / max(count, 1))."""
-    host = jax.device_get(metrics)
+    host = to_host(metrics)
     return {k: float(s) / max(float(c), 1.0) if not k.startswith("tokens/") else float(s)
             for k, (s, c) in host.items()}
 

@@ -35,6 +35,7 @@ from jax.sharding import Mesh, SingleDeviceSharding
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from read_jax.distributed import to_host
 from read_jax.errors import CheckpointFormatError
 from read_jax.models.config import DecoderConfig
 from read_jax.models.decoder import Decoder
@@ -192,8 +193,10 @@ def load_hf(hf_dir: str | os.PathLike, dtype: str = "float32", mesh: Mesh | None
             ) -> tuple[Decoder, DecoderConfig]:
     """Load a Hugging Face Llama / Mistral / Qwen2 / Qwen3 checkpoint into our NNX decoder.
 
-    With ``mesh`` every parameter is created directly in its rule-table sharding;
-    without, on the default device.
+    With ``mesh`` every parameter is created directly in its rule-table sharding, each device's
+    slice read from the file by the process that owns the device (no process ever holds a whole
+    tensor it does not keep, in a multi-process run on a mesh over every process's devices);
+    without, on this process's first device.
     """
     hf_dir = Path(hf_dir)
     config = read_hf_config(hf_dir, dtype=dtype)
@@ -261,7 +264,7 @@ def load_hf(hf_dir: str | os.PathLike, dtype: str = "float32", mesh: Mesh | None
             variable = targets[path]
             want = variable.get_value()
             sharding = (named_sharding(mesh, variable.logical_axes, want.shape) if mesh is not None
-                        else SingleDeviceSharding(jax.devices()[0]))
+                        else SingleDeviceSharding(jax.local_devices()[0]))
             tensor = handles[sources[key].file].get_slice(key)
 
             def read(index: tuple[slice, ...]) -> np.ndarray:
@@ -292,7 +295,7 @@ def hf_state_dict(model: Decoder) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         key, transpose = hf_key_for(_path_str(path))
-        value = np.asarray(jax.device_get(variable.get_value()))
+        value = np.asarray(to_host(variable.get_value()))  # gathered across processes when sharded over them
         out[key] = np.ascontiguousarray(value.T if transpose else value)
     return out
 

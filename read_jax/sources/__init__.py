@@ -98,6 +98,18 @@ def check_context(config: Any, models: Sequence[tuple[str, Any, Any]]) -> None:
                                      "lower loop.generation.max_new_tokens"))
 
 
+def mesh_shape(config: Any) -> tuple[tuple[int, ...], str]:
+    """The experiment's (data, fsdp, tp) mesh shape and the field it came from: ``mesh`` (both
+    sources), else the older ``real.mesh``; empty: one device (or, multi-process, all of them
+    data-parallel, `read_jax.sharding.configured_mesh`)."""
+    top = tuple(getattr(config, "mesh", ()) or ())
+    real_config = getattr(config, "real", None)
+    real = tuple(getattr(real_config, "mesh", ()) or ())
+    if top and real and top != real:
+        raise ReadJaxError(f"mesh={list(top)} and real.mesh={list(real)} disagree; set only mesh")
+    return (top, "mesh") if top else (real, "real.mesh")
+
+
 def build_components(config: Any) -> Components:
     """The `Components` of ``config.source`` (imported on demand)."""
     if config.source not in SOURCES:

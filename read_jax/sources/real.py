@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from read_jax.capabilities.registry import CapabilityRegistry, Example, Task
 from read_jax.capabilities.sampler import PromptSampler
 from read_jax.errors import ReadJaxError
-from read_jax.sources import Components, check_context, check_policies
+from read_jax.sources import Components, check_context, check_policies, mesh_shape
 from read_jax.sources.config import RealSourceConfig
 
 
@@ -100,16 +100,11 @@ def check_vocabularies(teacher_config, student_config, tokenizer, teacher_dir: P
                            f"({teacher_config.vocab_size}); pass the models' own tokenizer with real.tokenizer=DIR")
 
 
-def _mesh(shape: Sequence[int]):
-    """The configured (data, fsdp, tp) mesh over this process's devices, or None for one device."""
-    if not shape:
-        return None
-    from read_jax.sharding import make_mesh
+def _mesh(shape: Sequence[int], field: str = "real.mesh"):
+    """The configured (data, fsdp, tp) mesh over all devices (of every process), or None for one device."""
+    from read_jax.sharding import configured_mesh
 
-    try:
-        return make_mesh(tuple(shape))
-    except ValueError as err:
-        raise ReadJaxError(f"real.mesh: {err}") from None
+    return configured_mesh(tuple(shape), field)
 
 
 def build_components(config: Any) -> Components:
@@ -140,7 +135,7 @@ def build_components(config: Any) -> Components:
                                    f"{real.pack!r} ({', '.join(pack.capabilities)})")
     source = PackSource(pack, [p for t in (task, *extra) for p in task_prompts(t)])
 
-    mesh = _mesh(real.mesh)
+    mesh = _mesh(*mesh_shape(config))
     teacher = load_hf(teacher_dir, dtype=real.dtype, mesh=mesh)[0]
     student = load_hf(student_dir, dtype=real.dtype, mesh=mesh)[0]
     return Components(source=source, task=task, teacher=teacher, student=student, tokenizer=tokenizer,
