@@ -17,8 +17,10 @@ from typing import Any
 from read_jax.experiment import ExperimentConfig
 from read_jax.loop import LoopConfig
 
-MAIN_POLICIES = ("read_ucb", "read_thompson", "read_ensemble", "greedy", "uniform", "task_static", "grid",
-                 "one_hot", "one_hot_best", "odm", "doremi")
+# read_paper runs on the cell's action set here (every policy of a cell shares loop.bandit); the paper's own
+# action set and one-hots off are experiments/read_paper.yaml
+MAIN_POLICIES = ("read_ucb", "read_paper", "read_thompson", "read_ensemble", "greedy", "greedy_ensemble", "uniform",
+                 "task_static", "grid", "one_hot", "one_hot_best", "odm", "doremi")
 SWEEP_POLICIES = ("read_ucb", "uniform", "task_static", "one_hot_best")
 WORLD_CAPABILITIES = 8
 
