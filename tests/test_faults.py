@@ -27,8 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from read_jax.models import save_hf
-from tiny_world import tiny_components
+from tiny_world import save_tiny_pair
 
 CONFIG = """\
 source: world
@@ -119,11 +118,9 @@ def _leftovers(out: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    components = tiny_components("dev_assistant")
-    save_hf(components.teacher, root / "teacher")
-    save_hf(components.student, root / "student")
+    teacher, student = save_tiny_pair(root)
     config = root / "tiny.yaml"
-    config.write_text(CONFIG.format(teacher=root / "teacher", student=root / "student"))
+    config.write_text(CONFIG.format(teacher=teacher, student=student))
     trace = root / "trace.txt"
     done = _cli([str(config), "--out", str(root / "reference")], {"READ_JAX_FAULT_TRACE": str(trace)})
     assert done.returncode == 0, done.stderr[-3000:]

@@ -11,10 +11,9 @@ from scipy import stats
 
 from read_jax.experiment import ExperimentConfig
 from read_jax.loop import GenerationConfig, LoopConfig, TrainConfig
-from read_jax.models import save_hf
 from read_jax.results import report, runner, suites
 from read_jax.results.stats import holm, mean_ci, paired_p
-from tiny_world import tiny_components
+from tiny_world import save_tiny_pair
 
 
 @given(st.lists(st.floats(-1, 1), min_size=2, max_size=12))
@@ -75,9 +74,7 @@ def test_report_sections_from_suite_files(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_suite(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    components = tiny_components("dev_assistant")
-    save_hf(components.teacher, root / "teacher")
-    save_hf(components.student, root / "student")
+    save_tiny_pair(root)
     loop = LoopConfig(task="dev_assistant", budget_tokens=800, intervals=2, probes_per_capability=3, dev_every=0.5,
                       generation=GenerationConfig(max_new_tokens=8, prompts_per_call=16, keep_unfinished=True),
                       train=TrainConfig(rows=8))

@@ -19,3 +19,14 @@ def tiny_components(task: str) -> Components:
                       student=init_decoder(config(32, 1), 1), tokenizer=tok,
                       encode_prompt=lambda p: encode_prompt(tok, p), task_names=tuple(world.task_names),
                       load_task=world.task)
+
+
+def save_tiny_pair(root, task: str = "dev_assistant"):
+    """The tiny random teacher and student saved as HF directories under ``root`` (for `read-jax run`
+    configs, which name models by directory): (teacher dir, student dir)."""
+    from read_jax.models import save_hf
+
+    components = tiny_components(task)
+    save_hf(components.teacher, root / "teacher")
+    save_hf(components.student, root / "student")
+    return root / "teacher", root / "student"
