@@ -93,6 +93,9 @@ def test_charged_pilot_interventions_come_out_of_every_policy_budget(tmp_path):
 def test_search_baselines_run_the_best_candidate_of_the_profiling_split(tmp_path):
     config = dataclasses.replace(TINY, policies=("one_hot_best", "grid"), requirement="uniform",
                                  search_tokens=200, search_max_candidates=4)
+    from read_jax.sources import check_policies
+
+    check_policies(config, _components().source.capabilities)  # what a source checks before loading models
     report = Experiment(config, tmp_path, components=_components(), progress=False).run()
     for name in ("one_hot_best", "grid"):
         found = json.loads((tmp_path / "search" / f"{name}.json").read_text())

@@ -78,7 +78,8 @@ def check_policies(config: Any, capabilities: Sequence[str]) -> None:
     from read_jax.bandit.policies import parse_policy_spec
 
     for spec in config.policies:
-        parse_policy_spec(spec, n_caps=len(capabilities), where="policies")
+        if ":" in spec:  # names alone were checked when the config was parsed (search baselines included)
+            parse_policy_spec(spec, n_caps=len(capabilities), where="policies")
 
 
 def check_context(config: Any, models: Sequence[tuple[str, Any, Any]]) -> None:
