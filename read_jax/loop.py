@@ -25,6 +25,7 @@ that fit the student pool are trained on (the last one cut to the tokens left).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -174,6 +175,36 @@ class LoopConfig:
 
 
 # ----------------------------------------------------------------------------- the run
+class Streams:
+    """Where a run's random draws come from: ``fold_in`` offsets of the run's key.  The values are
+    fixed (changing one changes every run's draws); each interval's own key is ``fold_in(key, t)``."""
+
+    GENERATION = 1_000       # + call index, folded into the interval key: teacher sampling
+    POLICY_INIT = 10_000     # the policy's initial state
+    WARMUP_COMPILE = 20_000  # the throw-away select that compiles the policy at setup
+
+
+@dataclasses.dataclass
+class _IntervalWork:
+    """What one interval's generate-and-train phase did (token counts go to the history)."""
+
+    per_cap: np.ndarray
+    spent: dict[str, int] = dataclasses.field(default_factory=lambda: {
+        "generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0, "unfinished": 0, "format_ok": 0,
+        "too_long": 0})
+    losses: list[float] = dataclasses.field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _timed(timing: dict[str, float], phase: str):
+    """Add the block's wall time to ``timing[phase]``."""
+    tick = time.perf_counter()
+    try:
+        yield
+    finally:
+        timing[phase] = timing.get(phase, 0.0) + time.perf_counter() - tick
+
+
 class ReadRun:
     """One policy's run at one budget; `run()` drives intervals until the budget or T is spent."""
 
@@ -227,7 +258,7 @@ class ReadRun:
             self.n_actions = min(b.max_candidates, 1 + pool * (pool - 1) + len(sparse))
             self.actions, self.action_mask = pad_actions(self.actions.tolist(), self.n_actions)
         self.key = jax.random.key(config.seed)
-        self.policy_state = self.policy.init(jax.random.fold_in(self.key, 10_000))
+        self.policy_state = self.policy.init(jax.random.fold_in(self.key, Streams.POLICY_INIT))
         self.budget = TokenBudget(config.budget_tokens, config.accounting)
         self.t = 0
         self.s = self.probes.loglik(self.distiller.student)
@@ -250,7 +281,7 @@ class ReadRun:
         XLA compiles them at setup instead of inside the first interval's bandit time (one-time
         work that is not per-interval overhead).  The policy is pure, so its state is unchanged."""
         x = make_context(self.r, self.s, 1.0, self.w_prev, self.ds_prev)
-        w, state = self.policy.select(self.policy_state, x, self.actions, jax.random.fold_in(self.key, 20_000),
+        w, state = self.policy.select(self.policy_state, x, self.actions, jax.random.fold_in(self.key, Streams.WARMUP_COMPILE),
                                       self.action_mask)
         w = np.asarray(jax.device_get(w), np.float64)
         jax.block_until_ready(self.policy.update(state, x, jnp.asarray(w, jnp.float32), jnp.asarray(0.0, jnp.float32),
@@ -261,136 +292,26 @@ class ReadRun:
         return self.t >= self.config.intervals or self.budget.exhausted
 
     def step(self) -> dict[str, Any]:
-        cfg, gen = self.config, self.config.generation
+        """One interval, phase by phase: select → generate + train → probe → reward → dev eval → record."""
         timing: dict[str, float] = {}
-        tick = time.perf_counter()
-
-        budget_frac = self.budget.remaining / max(self.budget.limit, 1)
-        x = make_context(self.r, self.s, budget_frac, self.w_prev, self.ds_prev)
-        actions, mask, b = self.actions, self.action_mask, cfg.bandit
-        if b.action_set == "paper" and self.t > 0:  # local moves around the previous allocation + the sparse set
-            actions, mask = pad_actions(paper_action_set(
-                list(self.caps), self.r.tolist(), self.w_prev.tolist(), b.local_step, list(b.weight_grid), b.top_k,
-                b.max_candidates, b.include_one_hot), self.n_actions)
-        w, self.policy_state = self.policy.select(self.policy_state, x, actions,
-                                                  jax.random.fold_in(self.key, self.t), mask)
-        w = np.asarray(jax.device_get(w), np.float64)
-        timing["bandit"] = time.perf_counter() - tick
-
-        # this interval's share of what is left of the student (training) pool
-        left_intervals = cfg.intervals - self.t
-        student_left = self.budget.student_limit - self.budget.student_used
-        target = student_left // left_intervals if left_intervals > 1 else student_left
-        spent = {"generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0, "unfinished": 0,
-                 "format_ok": 0, "too_long": 0}
-        per_cap = np.zeros(len(self.caps))
-        timing["generate"] = timing["train"] = 0.0
-        losses: list[float] = []
-        call = 0
-        trained = 0
-        while trained < target and not self.budget.exhausted:
-            n = gen.prompts_per_call
-            allowance = self.budget.generation_allowance()
-            if allowance is not None:
-                n = min(n, allowance // gen.max_new_tokens)
-                if n == 0:
-                    break
-            tick = time.perf_counter()
-            prompts, prompt_ids = self._draw_prompts(w, n, spent)
-            out = generate_in_chunks(self.teacher, prompt_ids, max_rows=gen.prompts_per_call,
-                                     max_new_tokens=gen.max_new_tokens, temperature=gen.temperature,
-                                     top_p=gen.top_p, eos_id=self.c.tokenizer.eos_token_id,
-                                     seed=int(jax.random.randint(jax.random.fold_in(jax.random.fold_in(self.key, self.t),
-                                                                          1000 + call), (), 0, 2**30)))
-            faults.point("generate")
-            generated = sum(len(t) for t in out.tokens)
-            self.budget.charge_generation(generated)
-            spent["generated"] += generated
-            timing["generate"] += time.perf_counter() - tick
-
-            tick = time.perf_counter()
-            # an answer cut off by max_new_tokens has no eos: training on it would teach the student
-            # never to stop, so only finished answers are kept (their generation tokens are still charged)
-            finished = [i for i, (toks, fin) in enumerate(zip(out.tokens, out.finished))
-                        if toks and (fin or gen.keep_unfinished)]
-            obeys = [self._obeys_format(prompts[i], out.tokens[i]) for i in finished]
-            spent["format_ok"] += sum(obeys)
-            if gen.require_format:
-                finished = [i for i, ok in zip(finished, obeys) if ok]
-            examples = [TokenExample(prompt_ids[i], out.tokens[i]) for i in finished]
-            keep = self.budget.fit_count((len(e.prompt), len(e.response)) for e in examples)
-            if keep < len(examples):  # the first example that does not fit is cut to the tokens left
-                rest = examples[keep]
-                room = (self.budget.student_limit - self.budget.student_used
-                        - sum(self.budget.training_cost(len(e.prompt), len(e.response)) for e in examples[:keep]))
-                labels = room - (len(rest.prompt) if self.config.accounting == "artifact" else 0)
-                cut = rest.with_label_limit(labels) if labels > 0 else None
-                examples = examples[:keep] + ([cut] if cut is not None else [])
-            kept_caps = [prompts[finished[j]].capability for j in range(len(examples))]
-            batches, dropped = make_batches(examples, cfg.train.rows, max_length=cfg.train.max_length,
-                                            pad_id=self.c.tokenizer.pad_token_id)
-            for batch in batches:
-                self.budget.charge_batch(batch)
-                if faults.nan_here("train"):  # test hook: corrupt weights, the real step computes nan
-                    self.distiller.params = jax.tree.map(lambda p: p * jnp.nan, self.distiller.params)
-                metrics = self.distiller.step(batch.arrays)
-                self._check_finite(metrics, batch_index=len(losses))
-                losses.append(metrics["loss"])
-                faults.point("train")
-                spent["prompt"] += batch.prompt_tokens
-                spent["label"] += batch.label_tokens
-                spent["padding"] += batch.padding_tokens
-                trained += self.budget.training_cost(batch.prompt_tokens, batch.label_tokens)
-                for i in batch.indices:
-                    per_cap[self.caps.index(kept_caps[i])] += 1
-            spent["examples"] += len(examples) - len(dropped)
-            spent["unfinished"] += len(out.tokens) - len(finished)
-            timing["train"] += time.perf_counter() - tick
-            call += 1
-            if not examples:
-                break
-
-        tick = time.perf_counter()
-        student = self.distiller.student
-        s_new = self.probes.loglik(student)
-        bad = [cap for cap, v in zip(self.caps, s_new) if not np.isfinite(v)]
-        if bad:
-            raise NumericalFault(self._fault_where() + f"probe score of {bad[0]!r} is {s_new[self.caps.index(bad[0])]}")
-        faults.point("probe")
-        timing["probe"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        ds = s_new - self.s
-        cost = spent["generated"] + spent["prompt"] + spent["label"]
-        b = cfg.bandit
-        proxy = float(proxy_reward(self.r, ds, cost, b.beta, b.cost_lambda, b.top_k))
-        reward = self.reward_scale * proxy
-        check_reward(reward, self._fault_where() + f"reward = reward_scale {self.reward_scale!r} x proxy {proxy!r}")
-        self.policy_state = self.policy.update(self.policy_state, x, jnp.asarray(w, jnp.float32), reward,
-                                               delta_s=jnp.asarray(ds, jnp.float32))
-        self.cum_proxy += proxy
-        faults.point("bandit")
-        timing["bandit"] += time.perf_counter() - tick
-
+        with _timed(timing, "bandit"):
+            x = make_context(self.r, self.s, self.budget.remaining / max(self.budget.limit, 1), self.w_prev,
+                             self.ds_prev)
+            w = self._select(x)
+        work = self._collect(w, timing)
+        with _timed(timing, "probe"):
+            s_new = self._probe()
+        with _timed(timing, "bandit"):
+            ds, proxy, reward = self._reward(x, w, s_new, work)
         dev = None
-        if self.budget.progress + 1e-9 >= self.next_dev or self.t + 1 >= cfg.intervals or self.budget.exhausted:
-            tick = time.perf_counter()
-            dev = task_utility(student, self.c.task, self.c.tokenizer, self.c.encode_prompt, "dev",
-                               max_new_tokens=gen.eval_tokens, mesh=self.c.mesh)
-            self.dev_points.append((self.cum_proxy, dev))
-            cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
-            self.reward_scale = float(cal.reward_scale)
-            self.policy_state = self.policy.on_checkpoint(self.policy_state, dev)
-            while self.next_dev <= self.budget.progress + 1e-9:
-                self.next_dev += cfg.dev_every
-            faults.point("dev_eval")
-            timing["dev_eval"] = time.perf_counter() - tick
-
+        if self._dev_due():
+            with _timed(timing, "dev_eval"):
+                dev = self._dev_eval()
         record = {
             "step": self.t,
             "allocation": [round(float(v), 6) for v in w],
-            "examples_per_capability": per_cap.astype(int).tolist(),
-            "tokens": spent,
+            "examples_per_capability": work.per_cap.astype(int).tolist(),
+            "tokens": work.spent,
             "budget": {"used": self.budget.used, "remaining": self.budget.remaining,
                        "teacher_used": self.budget.teacher_used, "student_used": self.budget.student_used},
             "profile": self.probes.as_dict(s_new),
@@ -398,18 +319,163 @@ class ReadRun:
             "proxy_reward": proxy,
             "reward": reward,
             "reward_scale": self.reward_scale,
-            "train_loss": float(np.mean(losses)) if losses else None,
+            "train_loss": float(np.mean(work.losses)) if work.losses else None,
             "dev_utility": dev,
             "timing": timing,
         }
         self.s, self.w_prev, self.ds_prev = s_new, w, ds
         self.t += 1
         self.history.append(record)
-        tick = time.perf_counter()
-        self.save()
-        record["timing"]["bookkeeping"] = time.perf_counter() - tick
+        with _timed(timing, "bookkeeping"):
+            self.save()
         self._write_history()  # again, now with the bookkeeping time
         return record
+
+    # -- the phases of an interval -------------------------------------------------------------
+    def _interval_key(self) -> jax.Array:
+        """This interval's key: the bandit selects with it; generation calls fold `Streams.GENERATION` in."""
+        return jax.random.fold_in(self.key, self.t)
+
+    def _select(self, x: jax.Array) -> np.ndarray:
+        """The bandit's allocation for this interval, from the fixed action set or (``action_set=paper``)
+        local moves around the previous allocation plus the sparse set."""
+        actions, mask, b = self.actions, self.action_mask, self.config.bandit
+        if b.action_set == "paper" and self.t > 0:  # local moves around the previous allocation + the sparse set
+            actions, mask = pad_actions(paper_action_set(
+                list(self.caps), self.r.tolist(), self.w_prev.tolist(), b.local_step, list(b.weight_grid), b.top_k,
+                b.max_candidates, b.include_one_hot), self.n_actions)
+        w, self.policy_state = self.policy.select(self.policy_state, x, actions, self._interval_key(), mask)
+        return np.asarray(jax.device_get(w), np.float64)
+
+    def _collect(self, w: np.ndarray, timing: dict[str, float]) -> "_IntervalWork":
+        """Teacher answers for prompts drawn by ``w``, trained on as they come, until this interval's share
+        of what is left of the student (training) pool is spent."""
+        cfg, gen = self.config, self.config.generation
+        left_intervals = cfg.intervals - self.t
+        student_left = self.budget.student_limit - self.budget.student_used
+        target = student_left // left_intervals if left_intervals > 1 else student_left
+        work = _IntervalWork(per_cap=np.zeros(len(self.caps)))
+        timing["generate"] = timing["train"] = 0.0
+        call = trained = 0
+        while trained < target and not self.budget.exhausted:
+            n = gen.prompts_per_call
+            allowance = self.budget.generation_allowance()
+            if allowance is not None:
+                n = min(n, allowance // gen.max_new_tokens)
+                if n == 0:
+                    break
+            with _timed(timing, "generate"):
+                prompts, prompt_ids, out = self._generate(w, n, call, work.spent)
+            with _timed(timing, "train"):
+                examples, kept_caps = self._examples(prompts, prompt_ids, out, work.spent)
+                trained += self._train(examples, kept_caps, work)
+            call += 1
+            if not examples:
+                break
+        return work
+
+    def _generate(self, w: np.ndarray, n: int, call: int, spent: dict[str, int]):
+        """``n`` prompts drawn by ``w`` and the teacher's sampled answers (their tokens charged)."""
+        gen = self.config.generation
+        prompts, prompt_ids = self._draw_prompts(w, n, spent)
+        key = jax.random.fold_in(self._interval_key(), Streams.GENERATION + call)
+        out = generate_in_chunks(self.teacher, prompt_ids, max_rows=gen.prompts_per_call,
+                                 max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
+                                 eos_id=self.c.tokenizer.eos_token_id,
+                                 seed=int(jax.random.randint(key, (), 0, 2**30)))
+        faults.point("generate")
+        generated = sum(len(t) for t in out.tokens)
+        self.budget.charge_generation(generated)
+        spent["generated"] += generated
+        return prompts, prompt_ids, out
+
+    def _examples(self, prompts, prompt_ids, out, spent: dict[str, int]) -> tuple[list[TokenExample], list[str]]:
+        """The answers worth training on, cut to what fits the student pool, with their capabilities.
+
+        An answer cut off by max_new_tokens has no eos: training on it would teach the student never to
+        stop, so only finished answers are kept (their generation tokens are still charged)."""
+        gen = self.config.generation
+        finished = [i for i, (toks, fin) in enumerate(zip(out.tokens, out.finished))
+                    if toks and (fin or gen.keep_unfinished)]
+        obeys = [self._obeys_format(prompts[i], out.tokens[i]) for i in finished]
+        spent["format_ok"] += sum(obeys)
+        if gen.require_format:
+            finished = [i for i, ok in zip(finished, obeys) if ok]
+        spent["unfinished"] += len(out.tokens) - len(finished)
+        examples = [TokenExample(prompt_ids[i], out.tokens[i]) for i in finished]
+        keep = self.budget.fit_count((len(e.prompt), len(e.response)) for e in examples)
+        if keep < len(examples):  # the first example that does not fit is cut to the tokens left
+            rest = examples[keep]
+            room = (self.budget.student_limit - self.budget.student_used
+                    - sum(self.budget.training_cost(len(e.prompt), len(e.response)) for e in examples[:keep]))
+            labels = room - (len(rest.prompt) if self.config.accounting == "artifact" else 0)
+            cut = rest.with_label_limit(labels) if labels > 0 else None
+            examples = examples[:keep] + ([cut] if cut is not None else [])
+        return examples, [prompts[finished[j]].capability for j in range(len(examples))]
+
+    def _train(self, examples: list[TokenExample], kept_caps: list[str], work: "_IntervalWork") -> int:
+        """One optimizer step per batch of ``examples``; returns the training tokens charged."""
+        cfg, spent, trained = self.config, work.spent, 0
+        batches, dropped = make_batches(examples, cfg.train.rows, max_length=cfg.train.max_length,
+                                        pad_id=self.c.tokenizer.pad_token_id)
+        for batch in batches:
+            self.budget.charge_batch(batch)
+            if faults.nan_here("train"):  # test hook: corrupt weights, the real step computes nan
+                self.distiller.params = jax.tree.map(lambda p: p * jnp.nan, self.distiller.params)
+            metrics = self.distiller.step(batch.arrays)
+            self._check_finite(metrics, batch_index=len(work.losses))
+            work.losses.append(metrics["loss"])
+            faults.point("train")
+            spent["prompt"] += batch.prompt_tokens
+            spent["label"] += batch.label_tokens
+            spent["padding"] += batch.padding_tokens
+            trained += self.budget.training_cost(batch.prompt_tokens, batch.label_tokens)
+            for i in batch.indices:
+                work.per_cap[self.caps.index(kept_caps[i])] += 1
+        spent["examples"] += len(examples) - len(dropped)
+        return trained
+
+    def _probe(self) -> np.ndarray:
+        """The student's profile s' on the fixed probes (a non-finite score stops the run)."""
+        s_new = self.probes.loglik(self.distiller.student)
+        bad = [cap for cap, v in zip(self.caps, s_new) if not np.isfinite(v)]
+        if bad:
+            raise NumericalFault(self._fault_where() + f"probe score of {bad[0]!r} is {s_new[self.caps.index(bad[0])]}")
+        faults.point("probe")
+        return s_new
+
+    def _reward(self, x: jax.Array, w: np.ndarray, s_new: np.ndarray, work: "_IntervalWork"):
+        """The proxy reward of the profile change (task gain, spillover penalty, token cost), scaled by the
+        dev calibration, and the bandit's update with it."""
+        b, spent = self.config.bandit, work.spent
+        ds = s_new - self.s
+        cost = spent["generated"] + spent["prompt"] + spent["label"]
+        proxy = float(proxy_reward(self.r, ds, cost, b.beta, b.cost_lambda, b.top_k))
+        reward = self.reward_scale * proxy
+        check_reward(reward, self._fault_where() + f"reward = reward_scale {self.reward_scale!r} x proxy {proxy!r}")
+        self.policy_state = self.policy.update(self.policy_state, x, jnp.asarray(w, jnp.float32), reward,
+                                               delta_s=jnp.asarray(ds, jnp.float32))
+        self.cum_proxy += proxy
+        faults.point("bandit")
+        return ds, proxy, reward
+
+    def _dev_due(self) -> bool:
+        return (self.budget.progress + 1e-9 >= self.next_dev or self.t + 1 >= self.config.intervals
+                or self.budget.exhausted)
+
+    def _dev_eval(self) -> float:
+        """Task utility on the profiling split: recalibrates the reward scale and may shrink κ."""
+        gen = self.config.generation
+        dev = task_utility(self.distiller.student, self.c.task, self.c.tokenizer, self.c.encode_prompt, "dev",
+                           max_new_tokens=gen.eval_tokens, mesh=self.c.mesh)
+        self.dev_points.append((self.cum_proxy, dev))
+        cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
+        self.reward_scale = float(cal.reward_scale)
+        self.policy_state = self.policy.on_checkpoint(self.policy_state, dev)
+        while self.next_dev <= self.budget.progress + 1e-9:
+            self.next_dev += self.config.dev_every
+        faults.point("dev_eval")
+        return dev
 
     def _draw_prompts(self, w: np.ndarray, n: int, spent: dict[str, int]) -> tuple[list[Any], list[list[int]]]:
         """``n`` prompts drawn by allocation ``w`` with their token ids; prompts over
