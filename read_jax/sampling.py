@@ -75,6 +75,7 @@ import numpy as np
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from read_jax import backend
 from read_jax.distributed import to_host
 from read_jax.models.decoder import Decoder, KVCache, _rope_tables_once, apply_rope
 from read_jax.sharding import BATCH_AXES, batch_sharding, named_sharding, place, state_shardings
@@ -90,7 +91,7 @@ _MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # as the model's attention
 # (see DecodeMatrices), while YNN runs the multiply-reduce attention (`_attend_one`).
 # Used for the CPU decode program only;
 # an experimental XLA:CPU option of the pinned jaxlib (pyproject), to re-check on upgrades.
-DECODE_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+DECODE_COMPILER_OPTIONS = backend.DECODE_COMPILER_OPTIONS  # XLA:CPU only (read_jax.backend)
 
 __all__ = ["DecodeCache", "GenerateOutput", "Sampler", "bucket", "compile_count", "decode_step", "generate",
            "generate_text", "sample_logits"]
@@ -580,14 +581,21 @@ class Sampler:
             state = jax.tree.map(lambda v, s: v.replace(place(v.get_value(), s)), state, state_shardings(mesh, state),
                                  is_leaf=lambda x: isinstance(x, nnx.Variable))
         self.state = state
-        platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
-        self.matrices = DecodeMatrices.of(nnx.merge(self.graphdef, state), cpu=platform == "cpu")
+        self.platform = backend.platform_of(mesh if mesh is not None else jax.devices()[0])
+        self.matrices = DecodeMatrices.of(nnx.merge(self.graphdef, state),
+                                          cpu=backend.cpu_decode_layout(self.platform))
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int = 128,
                  temperature: float | Sequence[float] = 0.0, top_p: float | Sequence[float] = 1.0,
                  top_k: int | Sequence[int] = 0, eos_id: int | Sequence[int] | None = None, seed: int = 0,
                  topk_logprobs: int = 0, pad_id: int | None = None) -> GenerateOutput:
         """See the module-level `generate`."""
+        with backend.on_platform(self.platform):  # CPU-only kernels only on CPU devices
+            return self._generate(prompt_ids, max_new_tokens, temperature, top_p, top_k, eos_id, seed,
+                                  topk_logprobs, pad_id)
+
+    def _generate(self, prompt_ids, max_new_tokens, temperature, top_p, top_k, eos_id, seed, topk_logprobs,
+                  pad_id) -> GenerateOutput:
         config, mesh = self.config, self.mesh
         prompts = [list(map(int, p)) for p in prompt_ids]
         n = len(prompts)

@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+from read_jax import backend
+
 Array = jax.Array
 
 # Riquelme et al. (2018) defaults for LinearFullPosteriorSampling.
@@ -183,17 +185,27 @@ def update_one(post: BLRPosterior, x: Array, y: Array | float) -> BLRPosterior:
     return update(post, jnp.asarray(x)[None, :], jnp.reshape(jnp.asarray(y), (1,)))
 
 
-@jax.custom_batching.sequential_vmap
-def solve_lower(chol: Array, rhs: Array) -> Array:
-    """L^{-1} rhs.  Under vmap this loops over the batch (LAPACK trsm per item): XLA's batched
-    TriangularSolve on CPU is ~50x slower, and the simulator vmaps over seeds."""
+def _lower(chol: Array, rhs: Array) -> Array:
     return solve_triangular(chol, rhs, lower=True)
 
 
-@jax.custom_batching.sequential_vmap
-def solve_lower_t(chol: Array, rhs: Array) -> Array:
-    """L^{-T} rhs (see `solve_lower` for why it is wrapped)."""
+def _lower_t(chol: Array, rhs: Array) -> Array:
     return solve_triangular(chol, rhs, lower=True, trans=1)
+
+
+_lower_sequential = jax.custom_batching.sequential_vmap(_lower)
+_lower_t_sequential = jax.custom_batching.sequential_vmap(_lower_t)
+
+
+def solve_lower(chol: Array, rhs: Array) -> Array:
+    """L^{-1} rhs.  On CPU, under vmap this loops over the batch (LAPACK trsm per item): XLA's batched
+    TriangularSolve on CPU is ~50x slower, and the simulator vmaps over seeds (`read_jax.backend`)."""
+    return (_lower_sequential if backend.sequential_solves() else _lower)(chol, rhs)
+
+
+def solve_lower_t(chol: Array, rhs: Array) -> Array:
+    """L^{-T} rhs (see `solve_lower` for why CPU loops under vmap)."""
+    return (_lower_t_sequential if backend.sequential_solves() else _lower_t)(chol, rhs)
 
 
 def cho_solve(chol: Array, rhs: Array) -> Array:

@@ -39,6 +39,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from read_jax import backend
 from read_jax.distill.losses import (
     HiddenTeacher, LossConfig, Metrics, check_topk_ids, check_vocab, kd_loss, kd_loss_from_hidden, token_mask,
 )
@@ -321,7 +322,8 @@ class Distiller:
         args = (self.params, self.opt_state, placed)
         if self.use_teacher:
             args = args + (self.teacher_params,)
-        self.params, self.opt_state, metrics = self.train_step(*args)
+        with backend.on_platform(backend.platform_of(self.mesh)):  # CPU-only kernels only on a CPU mesh
+            self.params, self.opt_state, metrics = self.train_step(*args)
         return metrics
 
     def step(self, batch: Mapping[str, Any]) -> dict[str, float]:

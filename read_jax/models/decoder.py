@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
+from read_jax import backend
 from read_jax.models.config import DecoderConfig
 
 Array = jax.Array
@@ -81,7 +82,7 @@ def _rope_tables_once(config: DecoderConfig, positions: Array) -> tuple[Array, A
     the predicate.  Measured: train step 790 -> 744 ms single-core CPU time (B 8, T 256,
     4 layers).  Other backends do not duplicate transcendental producers; plain call there.
     """
-    if jax.default_backend() != "cpu":
+    if not backend.rope_fusion_barrier():
         return rope_tables(config, positions)
 
     def tables(p):
@@ -252,7 +253,9 @@ class Attention(nnx.Module):
             k = jax.lax.dynamic_update_slice(cache_kv[0], k.astype(cache_kv[0].dtype), start)
             v = jax.lax.dynamic_update_slice(cache_kv[1], v.astype(cache_kv[1].dtype), start)
             new_kv = (k, v)
-        out = attend(q, k, v, mask) if cache_kv is not None else causal_attend(q, k, v, mask)
+        # the train path's hand-written backward is a CPU speed-up (read_jax.backend); elsewhere autodiff
+        train_path = cache_kv is None and backend.custom_attention_backward()
+        out = causal_attend(q, k, v, mask) if train_path else attend(q, k, v, mask)
         return self.o_proj(out), new_kv
 
 
