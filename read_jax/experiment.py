@@ -280,7 +280,7 @@ class Experiment:
                 run.load()
             run.run()
             du = self._intervention_utility(run.student, task) - base_u
-            ds = (run.s - run.initial_profile).tolist()
+            ds = (run.profile - run.initial_profile).tolist()
             records.append(InterventionRecord(task.name, tuple(w), tuple(ds), du))
             tokens += run.budget.used
             faults.point("intervention")

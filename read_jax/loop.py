@@ -215,11 +215,11 @@ class ReadRun:
     def __init__(self, config: LoopConfig, components: Components, run_dir: str | Path,
                  requirement: Sequence[float], probes: ProbeSuite | None = None, progress: bool = True,
                  policy_kwargs: dict[str, Any] | None = None):
-        self.config, self.c = config, components
+        self.config, self.components = config, components
         self.caps = tuple(components.source.capabilities)
-        self.r = np.asarray(requirement, np.float64)
-        if self.r.shape != (len(self.caps),):
-            raise ReadJaxError(f"requirement has {self.r.shape} entries for {len(self.caps)} capabilities")
+        self.requirement = np.asarray(requirement, np.float64)
+        if self.requirement.shape != (len(self.caps),):
+            raise ReadJaxError(f"requirement has {self.requirement.shape} entries for {len(self.caps)} capabilities")
         self.run_dir = make_dir(run_dir)
         self.progress = progress
         self.probes = probes or ProbeSuite(
@@ -228,8 +228,8 @@ class ReadRun:
             components.teacher, components.tokenizer, components.encode_prompt,
             max_new_tokens=config.generation.max_new_tokens, mesh=components.mesh,
             max_prompt_tokens=config.max_prompt_tokens)
-        self.sampler = components.source.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
-        self.teacher = Sampler(components.teacher, components.mesh)  # fixed: split and laid out once per run
+        self.prompt_sampler = components.source.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
+        self.teacher_sampler = Sampler(components.teacher, components.mesh)  # fixed: split and laid out once per run
         loss = LossConfig(ce=1.0, kl=config.train.kl_weight, temperature=config.train.temperature, chunk_size=None)
         optimizer = OptimizerConfig(learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
                                     max_grad_norm=config.train.max_grad_norm, warmup_steps=config.train.warmup_steps)
@@ -248,12 +248,14 @@ class ReadRun:
             kwargs.setdefault("warmup", b.warmup)
         self.policy = make_policy(config.policy, n_caps=len(self.caps), **kwargs)
         self.actions = jnp.asarray(build_candidate_actions(
-            list(self.caps), self.r.tolist(), 2, list(b.weight_grid), b.top_k, b.max_candidates, b.include_one_hot),
+            list(self.caps), self.requirement.tolist(), 2, list(b.weight_grid), b.top_k, b.max_candidates,
+            b.include_one_hot),
             jnp.float32)
         self.action_mask = None  # "sparse": the fixed set above, every row valid
         if b.action_set == "paper":  # rebuilt each interval (`step`), padded to the largest it can be
             pool = min(max(1, b.top_k), len(self.caps))
-            sparse = build_candidate_actions(list(self.caps), self.r.tolist(), 2, list(b.weight_grid), b.top_k,
+            sparse = build_candidate_actions(list(self.caps), self.requirement.tolist(), 2, list(b.weight_grid),
+                                             b.top_k,
                                              10**9, b.include_one_hot)
             self.n_actions = min(b.max_candidates, 1 + pool * (pool - 1) + len(sparse))
             self.actions, self.action_mask = pad_actions(self.actions.tolist(), self.n_actions)
@@ -261,7 +263,7 @@ class ReadRun:
         self.policy_state = self.policy.init(jax.random.fold_in(self.key, Streams.POLICY_INIT))
         self.budget = TokenBudget(config.budget_tokens, config.accounting)
         self.t = 0
-        self.s = self.probes.loglik(self.distiller.student)
+        self.profile = self.probes.loglik(self.distiller.student)
         self.w_prev = np.zeros(len(self.caps))
         self.ds_prev = np.zeros(len(self.caps))
         self.cum_proxy = 0.0
@@ -269,19 +271,20 @@ class ReadRun:
         self.dev_points: list[tuple[float, float]] = []  # (cumulative proxy, dev utility)
         self.next_dev = config.dev_every
         self.history: list[dict[str, Any]] = []
-        self.initial_profile = self.s.copy()
+        self.initial_profile = self.profile.copy()
         self._compile_policy()
         self._ckpt = RunCheckpointer(self.run_dir / self.CHECKPOINTS, max_to_keep=2)
         run_file = self.run_dir / self.RUN_FILE
         if not run_file.exists():
-            write_json(run_file, {"config": to_dict(config), "requirement": self.r.tolist()})
+            write_json(run_file, {"config": to_dict(config), "requirement": self.requirement.tolist()})
 
     def _compile_policy(self) -> None:
         """Run the policy's select and update once on this run's shapes and throw the results away:
         XLA compiles them at setup instead of inside the first interval's bandit time (one-time
         work that is not per-interval overhead).  The policy is pure, so its state is unchanged."""
-        x = make_context(self.r, self.s, 1.0, self.w_prev, self.ds_prev)
-        w, state = self.policy.select(self.policy_state, x, self.actions, jax.random.fold_in(self.key, Streams.WARMUP_COMPILE),
+        x = make_context(self.requirement, self.profile, 1.0, self.w_prev, self.ds_prev)
+        w, state = self.policy.select(self.policy_state, x, self.actions,
+                                      jax.random.fold_in(self.key, Streams.WARMUP_COMPILE),
                                       self.action_mask)
         w = np.asarray(jax.device_get(w), np.float64)
         jax.block_until_ready(self.policy.update(state, x, jnp.asarray(w, jnp.float32), jnp.asarray(0.0, jnp.float32),
@@ -295,7 +298,8 @@ class ReadRun:
         """One interval, phase by phase: select → generate + train → probe → reward → dev eval → record."""
         timing: dict[str, float] = {}
         with _timed(timing, "bandit"):
-            x = make_context(self.r, self.s, self.budget.remaining / max(self.budget.limit, 1), self.w_prev,
+            x = make_context(self.requirement, self.profile, self.budget.remaining / max(self.budget.limit, 1),
+                             self.w_prev,
                              self.ds_prev)
             w = self._select(x)
         work = self._collect(w, timing)
@@ -323,7 +327,7 @@ class ReadRun:
             "dev_utility": dev,
             "timing": timing,
         }
-        self.s, self.w_prev, self.ds_prev = s_new, w, ds
+        self.profile, self.w_prev, self.ds_prev = s_new, w, ds
         self.t += 1
         self.history.append(record)
         with _timed(timing, "bookkeeping"):
@@ -342,7 +346,8 @@ class ReadRun:
         actions, mask, b = self.actions, self.action_mask, self.config.bandit
         if b.action_set == "paper" and self.t > 0:  # local moves around the previous allocation + the sparse set
             actions, mask = pad_actions(paper_action_set(
-                list(self.caps), self.r.tolist(), self.w_prev.tolist(), b.local_step, list(b.weight_grid), b.top_k,
+                list(self.caps), self.requirement.tolist(), self.w_prev.tolist(), b.local_step, list(b.weight_grid),
+                b.top_k,
                 b.max_candidates, b.include_one_hot), self.n_actions)
         w, self.policy_state = self.policy.select(self.policy_state, x, actions, self._interval_key(), mask)
         return np.asarray(jax.device_get(w), np.float64)
@@ -379,9 +384,9 @@ class ReadRun:
         gen = self.config.generation
         prompts, prompt_ids = self._draw_prompts(w, n, spent)
         key = jax.random.fold_in(self._interval_key(), Streams.GENERATION + call)
-        out = generate_in_chunks(self.teacher, prompt_ids, max_rows=gen.prompts_per_call,
+        out = generate_in_chunks(self.teacher_sampler, prompt_ids, max_rows=gen.prompts_per_call,
                                  max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
-                                 eos_id=self.c.tokenizer.eos_token_id,
+                                 eos_id=self.components.tokenizer.eos_token_id,
                                  seed=int(jax.random.randint(key, (), 0, 2**30)))
         faults.point("generate")
         generated = sum(len(t) for t in out.tokens)
@@ -417,7 +422,7 @@ class ReadRun:
         """One optimizer step per batch of ``examples``; returns the training tokens charged."""
         cfg, spent, trained = self.config, work.spent, 0
         batches, dropped = make_batches(examples, cfg.train.rows, max_length=cfg.train.max_length,
-                                        pad_id=self.c.tokenizer.pad_token_id)
+                                        pad_id=self.components.tokenizer.pad_token_id)
         for batch in batches:
             self.budget.charge_batch(batch)
             if faults.nan_here("train"):  # test hook: corrupt weights, the real step computes nan
@@ -448,9 +453,9 @@ class ReadRun:
         """The proxy reward of the profile change (task gain, spillover penalty, token cost), scaled by the
         dev calibration, and the bandit's update with it."""
         b, spent = self.config.bandit, work.spent
-        ds = s_new - self.s
+        ds = s_new - self.profile
         cost = spent["generated"] + spent["prompt"] + spent["label"]
-        proxy = float(proxy_reward(self.r, ds, cost, b.beta, b.cost_lambda, b.top_k))
+        proxy = float(proxy_reward(self.requirement, ds, cost, b.beta, b.cost_lambda, b.top_k))
         reward = self.reward_scale * proxy
         check_reward(reward, self._fault_where() + f"reward = reward_scale {self.reward_scale!r} x proxy {proxy!r}")
         self.policy_state = self.policy.update(self.policy_state, x, jnp.asarray(w, jnp.float32), reward,
@@ -466,8 +471,9 @@ class ReadRun:
     def _dev_eval(self) -> float:
         """Task utility on the profiling split: recalibrates the reward scale and may shrink κ."""
         gen = self.config.generation
-        dev = task_utility(self.distiller.student, self.c.task, self.c.tokenizer, self.c.encode_prompt, "dev",
-                           max_new_tokens=gen.eval_tokens, mesh=self.c.mesh)
+        c = self.components
+        dev = task_utility(self.distiller.student, c.task, c.tokenizer, c.encode_prompt, "dev",
+                           max_new_tokens=gen.eval_tokens, mesh=self.components.mesh)
         self.dev_points.append((self.cum_proxy, dev))
         cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
         self.reward_scale = float(cal.reward_scale)
@@ -483,8 +489,8 @@ class ReadRun:
         limit, rejected_in_a_row = self.config.max_prompt_tokens, 0
         prompts, ids = [], []
         while len(prompts) < n:
-            prompt = self.sampler.draw(w, progress=self.budget.progress)
-            encoded = self.c.encode_prompt(prompt.prompt)
+            prompt = self.prompt_sampler.draw(w, progress=self.budget.progress)
+            encoded = self.components.encode_prompt(prompt.prompt)
             if limit and len(encoded) > limit:
                 spent["too_long"] += 1
                 rejected_in_a_row += 1
@@ -504,7 +510,7 @@ class ReadRun:
         fmt = prompt.info.get("output_format") if getattr(prompt, "info", None) else None
         if not fmt:
             return True
-        return check_format(fmt, decode_answer(self.c.tokenizer, tokens))
+        return check_format(fmt, decode_answer(self.components.tokenizer, tokens))
 
     def run(self) -> dict[str, Any]:
         bar = tqdm(total=self.config.intervals, initial=self.t, desc=f"ReAD {self.config.policy}",
@@ -544,7 +550,7 @@ class ReadRun:
             "intervals": self.t,
             "allocations": [h["allocation"] for h in self.history],
             "dev_utility": [h["dev_utility"] for h in self.history if h["dev_utility"] is not None],
-            "profile": self.probes.as_dict(self.s),
+            "profile": self.probes.as_dict(self.profile),
             "initial_profile": self.probes.as_dict(self.initial_profile),
         }
 
@@ -559,9 +565,9 @@ class ReadRun:
 
     def _meta(self) -> dict[str, Any]:
         return {
-            "t": self.t, "config": to_dict(self.config), "requirement": self.r.tolist(),
-            "budget": self.budget.state_dict(), "sampler": self.sampler.state_dict(),
-            "s": self.s.tolist(), "initial_profile": self.initial_profile.tolist(),
+            "t": self.t, "config": to_dict(self.config), "requirement": self.requirement.tolist(),
+            "budget": self.budget.state_dict(), "sampler": self.prompt_sampler.state_dict(),
+            "s": self.profile.tolist(), "initial_profile": self.initial_profile.tolist(),
             "w_prev": self.w_prev.tolist(), "ds_prev": self.ds_prev.tolist(),
             "cum_proxy": self.cum_proxy, "reward_scale": self.reward_scale,
             "dev_points": [list(p) for p in self.dev_points], "next_dev": self.next_dev,
@@ -605,8 +611,8 @@ class ReadRun:
         self.key = jax.random.wrap_key_data(trees["key"])
         self.t = int(meta["t"])
         self.budget = TokenBudget.from_state_dict(meta["budget"])
-        self.sampler.load_state_dict(meta["sampler"])
-        self.s = np.asarray(meta["s"])
+        self.prompt_sampler.load_state_dict(meta["sampler"])
+        self.profile = np.asarray(meta["s"])
         self.initial_profile = np.asarray(meta["initial_profile"])
         self.w_prev, self.ds_prev = np.asarray(meta["w_prev"]), np.asarray(meta["ds_prev"])
         self.cum_proxy, self.reward_scale = float(meta["cum_proxy"]), float(meta["reward_scale"])

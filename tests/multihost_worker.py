@@ -82,7 +82,7 @@ def main() -> int:
         rec = seen.setdefault(self.run_dir.name, {"prompts": []})
         rec.update(allocations=[h["allocation"] for h in self.history], budget=self.budget.state_dict(),
                    ledger=[h["budget"] for h in self.history], tokens=[h["tokens"] for h in self.history],
-                   sampler=self.sampler.state_dict(), profile=self.s.tolist(),
+                   sampler=self.prompt_sampler.state_dict(), profile=self.profile.tolist(),
                    policy_state=[np.asarray(x).tolist() for x in __import__("jax").tree.leaves(policy_state)])
         return summary
 

@@ -65,3 +65,10 @@ def test_solves_are_sequential_under_vmap_only_on_cpu(platform):
         out = jax.vmap(solve_lower)(chol, rhs)
     want = np.stack([np.linalg.solve(np.asarray(c), np.asarray(r)) for c, r in zip(chol, rhs)])
     np.testing.assert_allclose(np.asarray(out), want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_model_blocks_are_named_in_the_compiled_program():
+    model = init_decoder(CONFIG, 0)
+    hlo = jax.jit(lambda m, t: m(t)).lower(model, jnp.zeros((1, 4), jnp.int32)).as_text(debug_info=True)
+    for scope in ("layer_0/attention", "layer_0/mlp", "lm_head", "embed"):
+        assert scope in hlo, scope

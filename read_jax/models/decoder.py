@@ -282,9 +282,12 @@ class DecoderLayer(nnx.Module):
         self.mlp = MLP(config, rngs=rngs)
 
     def __call__(self, x, cos, sin, mask, cache_kv=None, index=None):
-        attn_out, new_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, index)
+        # named scopes: a profile (xprof, perfetto) reads like this code
+        with jax.named_scope("attention"):
+            attn_out, new_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, index)
         x = x + attn_out
-        return x + self.mlp(self.post_attention_layernorm(x)), new_kv
+        with jax.named_scope("mlp"):
+            return x + self.mlp(self.post_attention_layernorm(x)), new_kv
 
 
 class Decoder(nnx.Module):
@@ -310,9 +313,10 @@ class Decoder(nnx.Module):
         return self.lm_head.kernel.get_value()
 
     def logits_from_hidden(self, hidden: Array) -> Array:
-        kernel = self.output_kernel()
-        flat = hidden.reshape(-1, hidden.shape[-1]) @ kernel
-        return flat.reshape(*hidden.shape[:-1], kernel.shape[-1]).astype(jnp.float32)
+        with jax.named_scope("lm_head"):
+            kernel = self.output_kernel()
+            flat = hidden.reshape(-1, hidden.shape[-1]) @ kernel
+            return flat.reshape(*hidden.shape[:-1], kernel.shape[-1]).astype(jnp.float32)
 
     def hidden_states(self, input_ids: Array, attention_mask: Array | None = None,
                       positions: Array | None = None, cache: KVCache | None = None
@@ -335,12 +339,15 @@ class Decoder(nnx.Module):
         mask = (k_slots[None, :] <= q_slots[:, None])[None] & key_mask[:, None, :]
         if self.config.sliding_window is not None:
             mask = mask & ((q_slots[:, None] - k_slots[None, :]) < self.config.sliding_window)[None]
-        cos, sin = _rope_tables_once(self.config, positions)
-        x = jnp.take(self.embed_tokens.get_value(), input_ids, axis=0)
+        with jax.named_scope("rope"):
+            cos, sin = _rope_tables_once(self.config, positions)
+        with jax.named_scope("embed"):
+            x = jnp.take(self.embed_tokens.get_value(), input_ids, axis=0)
         keys, values = [], []
         for i, layer in enumerate(self.layers):
             cache_kv = None if cache is None else (cache.keys[i], cache.values[i])
-            x, new_kv = layer(x, cos, sin, mask, cache_kv, index)
+            with jax.named_scope(f"layer_{i}"):
+                x, new_kv = layer(x, cos, sin, mask, cache_kv, index)
             if new_kv is not None:
                 keys.append(new_kv[0])
                 values.append(new_kv[1])
