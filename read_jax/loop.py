@@ -45,7 +45,7 @@ from read_jax.bandit.guards import check_reward
 from read_jax.capabilities.probes import ProbeSuite, fitting_probes, decode_answer, task_utility
 from read_jax.checkpoint import RunCheckpointer
 from read_jax.config import to_dict
-from read_jax.distill.batching import Example as TokenExample, make_batches
+from read_jax.distill.batching import TokenExample, make_batches
 from read_jax.distill.budget import TokenBudget
 from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 from hypothesis import event, given, settings, strategies as st
 
-from read_jax.distill.batching import Example, make_batches
+from read_jax.distill.batching import TokenExample, make_batches
 from read_jax.distill.budget import BudgetExceeded, TokenBudget
 
 SETTINGS = settings(max_examples=300, deadline=None)
@@ -35,7 +35,7 @@ ops = st.lists(st.one_of(
 ), min_size=4, max_size=30)
 
 
-def loop_examples(budget: TokenBudget, examples: list[Example]) -> list[Example]:
+def loop_examples(budget: TokenBudget, examples: list[TokenExample]) -> list[TokenExample]:
     """The examples `ReadRun.step` trains on (read_jax/loop.py, "the first example that does not fit
     is cut to the tokens left"): the leading ones `fit_count` keeps, then the next one with its
     labels cut to the room left (dropped if no label token fits)."""
@@ -54,7 +54,7 @@ def train_like_the_loop(budget: TokenBudget, pairs, max_length: int, rows: int) 
     """Keep / cut / batch / charge as the loop does; returns (training cost charged, room before)."""
     room = budget.student_limit - budget.student_used
     before = budget.student_used
-    examples = loop_examples(budget, [Example([1] * p, [2] * l) for p, l in pairs])
+    examples = loop_examples(budget, [TokenExample([1] * p, [2] * l) for p, l in pairs])
     batches, _ = make_batches(examples, rows, min_length=8, max_length=max_length)
     for batch in batches:
         budget.charge_batch(batch)  # never raises: what fit_count + the cut allow always fits
@@ -147,7 +147,7 @@ def test_the_loops_cut_rule_never_exceeds_the_student_pool(limit, accounting, sh
     # start part-way through the student pool (prompt tokens are charged only under "artifact")
     spent = int(used * b.student_limit)
     b.charge_training(0, spent)
-    kept = loop_examples(b, [Example([1] * p, [2] * l) for p, l in pairs])
+    kept = loop_examples(b, [TokenExample([1] * p, [2] * l) for p, l in pairs])
     cost = sum(b.training_cost(len(e.prompt), len(e.response)) for e in kept)
     room = b.student_limit - b.student_used
     assert cost <= room

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from read_jax.distill.batching import Example, bucket_length, collate, make_batches
+from read_jax.distill.batching import TokenExample, bucket_length, collate, make_batches
 from read_jax.distill.budget import BudgetExceeded, TokenBudget
 from read_jax.distill.losses import IGNORE_INDEX
 from read_jax.errors import ReadJaxError
@@ -101,8 +101,8 @@ def test_bucket_length_powers_of_two():
 
 
 def test_collate_layout_and_counts():
-    e = Example([5, 6, 7], [8, 9], topk_ids=[[8, 1], [9, 2]], topk_logprobs=[[-0.1, -3.0], [-0.2, -2.0]])
-    f = Example([1], [2, 3, 4], topk_ids=np.zeros((3, 2)), topk_logprobs=np.zeros((3, 2)))
+    e = TokenExample([5, 6, 7], [8, 9], topk_ids=[[8, 1], [9, 2]], topk_logprobs=[[-0.1, -3.0], [-0.2, -2.0]])
+    f = TokenExample([1], [2, 3, 4], topk_ids=np.zeros((3, 2)), topk_logprobs=np.zeros((3, 2)))
     batch = collate([e, f], length=8, rows=3)
     a = batch.arrays
     np.testing.assert_array_equal(a["input_ids"][0], [5, 6, 7, 8, 9, 0, 0, 0])
@@ -119,9 +119,9 @@ def test_collate_layout_and_counts():
 
 def test_make_batches_bounds_shapes_truncates_and_drops():
     rng = np.random.default_rng(0)
-    examples = [Example(list(rng.integers(1, 50, rng.integers(1, 40))), list(rng.integers(1, 50, rng.integers(1, 90))))
+    examples = [TokenExample(list(rng.integers(1, 50, rng.integers(1, 40))), list(rng.integers(1, 50, rng.integers(1, 90))))
                 for _ in range(50)]
-    examples.append(Example(list(range(1, 70)), [1, 2]))  # prompt longer than max_length: dropped
+    examples.append(TokenExample(list(range(1, 70)), [1, 2]))  # prompt longer than max_length: dropped
     batches, dropped = make_batches(examples, rows=4, min_length=16, max_length=64)
     assert dropped == [50]
     assert {b.shape for b in batches} <= {(4, 16), (4, 32), (4, 64)}

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from read_jax.distill.batching import Example, make_batches
+from read_jax.distill.batching import TokenExample, make_batches
 from read_jax.distill.losses import LossConfig, kd_loss, token_mask
 from read_jax.distill.train_step import Distiller, OptimizerConfig, add_metrics, make_loss_fn, summarize
 from read_jax.errors import ReadJaxError
@@ -23,7 +23,7 @@ def _distiller(*args, **kw):
 
 def _examples(seed, n, vocab=64):
     rng = np.random.default_rng(seed)
-    return [Example(list(rng.integers(1, vocab, rng.integers(2, 6))), list(rng.integers(1, vocab, rng.integers(3, 10))))
+    return [TokenExample(list(rng.integers(1, vocab, rng.integers(2, 6))), list(rng.integers(1, vocab, rng.integers(3, 10))))
             for _ in range(n)]
 
 

@@ -62,7 +62,7 @@ class SimConfig:
 
 
 @chex.dataclass
-class World:
+class SimWorld:
     """One synthetic task: the known transfer matrix, the start profile and the requirement."""
 
     transfer: Array  # [C, C] signed M
@@ -86,7 +86,7 @@ class SimResult:
         return jnp.cumsum(self.oracle - self.expected, axis=-1)
 
 
-def make_world(key: Array, config: SimConfig = SimConfig()) -> World:
+def make_world(key: Array, config: SimConfig = SimConfig()) -> SimWorld:
     """Draw a world: diagonal gains 0.2-0.4, ~30 % helpful and ~40 % interfering off-diagonals.
 
     One flat uniform draw sliced into every quantity: each PRNG call, and each extra dimension of
@@ -103,7 +103,7 @@ def make_world(key: Array, config: SimConfig = SimConfig()) -> World:
     # softmax of scaled normals: a few capabilities dominate, like a Dirichlet with small alpha,
     # without jax.random.gamma (slow to compile on CPU).
     r = jax.nn.softmax(config.requirement_sharpness * ndtri(u[0, 2]))
-    return World(transfer=transfer, s0=s0, r=r)
+    return SimWorld(transfer=transfer, s0=s0, r=r)
 
 
 def progress(n: Array, tau: float) -> Array:
@@ -111,7 +111,7 @@ def progress(n: Array, tau: float) -> Array:
     return 1.0 - jnp.exp(-n / tau)
 
 
-def world_step(world: World, spent: Array, w: Array, config: SimConfig) -> tuple[Array, Array]:
+def world_step(world: SimWorld, spent: Array, w: Array, config: SimConfig) -> tuple[Array, Array]:
     """(ds_true [C], new spent [C]) for allocation ``w`` [C] given the budget spent so far."""
     m = 1.0 / config.n_steps
     new_spent = spent + m * w
@@ -122,7 +122,7 @@ def world_step(world: World, spent: Array, w: Array, config: SimConfig) -> tuple
     return d_prog @ pos - interference, new_spent
 
 
-def effective_transfer(world: World, budget: float, config: SimConfig = SimConfig()) -> Array:
+def effective_transfer(world: SimWorld, budget: float, config: SimConfig = SimConfig()) -> Array:
     """T_ij(B) = s_j(one-hot i for budget fraction B) - s_j(start), noise-free (the paper's Finding 1)."""
     steps = max(1, int(round(budget * config.n_steps)))
 
@@ -140,19 +140,19 @@ def effective_transfer(world: World, budget: float, config: SimConfig = SimConfi
     return jax.vmap(one)(jnp.arange(config.n_caps))
 
 
-def _reward(world: World, ds: Array, config: SimConfig) -> Array:
+def _reward(world: SimWorld, ds: Array, config: SimConfig) -> Array:
     cost = config.lam * config.step_tokens
     return jnp.dot(world.r, ds) - config.beta * spillover_jax(world.r, ds, config.top_k) - cost
 
 
-def candidates(world: World, config: SimConfig) -> Array:
+def candidates(world: SimWorld, config: SimConfig) -> Array:
     """The artifact's candidate set for this world's task (sparse top-k, jittable)."""
     return candidate_actions_jax(
         world.r, 2, config.weight_grid, config.top_k, 50, config.include_one_hot
     )
 
 
-def simulate(policy: Policy, world: World, key: Array, config: SimConfig = SimConfig(), state: Any = None) -> SimResult:
+def simulate(policy: Policy, world: SimWorld, key: Array, config: SimConfig = SimConfig(), state: Any = None) -> SimResult:
     """One run of ``policy`` in ``world`` (pure; jit / vmap it).  ``state`` overrides policy.init."""
     k_init, k_policy, k_noise = jax.random.split(key, 3)
     actions = candidates(world, config)
@@ -194,7 +194,7 @@ def simulate(policy: Policy, world: World, key: Array, config: SimConfig = SimCo
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
-def make_worlds(key: Array, n_seeds: int, config: SimConfig = SimConfig()) -> tuple[World, Array]:
+def make_worlds(key: Array, n_seeds: int, config: SimConfig = SimConfig()) -> tuple[SimWorld, Array]:
     """``n_seeds`` worlds (batched pytree) and one run key per seed; compiled once per config and
     shared by every policy, so seed i is the same world for every policy (paired comparison)."""
     k_world, k_run = jax.random.split(key)
@@ -203,7 +203,7 @@ def make_worlds(key: Array, n_seeds: int, config: SimConfig = SimConfig()) -> tu
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _run_batch(policy: Policy, config: SimConfig, worlds: World, keys: Array) -> SimResult:
+def _run_batch(policy: Policy, config: SimConfig, worlds: SimWorld, keys: Array) -> SimResult:
     return jax.vmap(lambda w, k: simulate(policy, w, k, config))(worlds, keys)
 
 
@@ -214,10 +214,10 @@ def run_seeds(policy: Policy, key: Array, n_seeds: int, config: SimConfig = SimC
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _run_fixed(config: SimConfig, worlds: World, keys: Array) -> SimResult:
+def _run_fixed(config: SimConfig, worlds: SimWorld, keys: Array) -> SimResult:
     policy = BestFixedPolicy(config.n_caps, 4 * config.n_caps + 1)
 
-    def one(world: World, k: Array, index: Array) -> SimResult:
+    def one(world: SimWorld, k: Array, index: Array) -> SimResult:
         state = FixedState(allocation=jnp.zeros((config.n_caps,), jnp.float32), index=index,
                            step=jnp.zeros((), jnp.int32))
         return simulate(policy, world, k, config, state=state)

@@ -176,7 +176,7 @@ def interval(sampler, student, prompts_n: int, prompt: int, new_tokens: int, row
     from flax import nnx
 
     from read_jax.capabilities.probes import _token_loglik_sums
-    from read_jax.distill.batching import Example, make_batches
+    from read_jax.distill.batching import TokenExample, make_batches
     from read_jax.distill.losses import LossConfig
     from read_jax.distill.train_step import Distiller, OptimizerConfig
 
@@ -185,7 +185,7 @@ def interval(sampler, student, prompts_n: int, prompt: int, new_tokens: int, row
                           compiler_options=compiler_options)
     rng = np.random.default_rng(1)
     prompts = random_tokens(rng, vocab, (prompts_n, prompt)).tolist()
-    probe = make_batches([Example(p, p[:new_tokens]) for p in prompts[:rows]], rows)[0][0].arrays
+    probe = make_batches([TokenExample(p, p[:new_tokens]) for p in prompts[:rows]], rows)[0][0].arrays
 
     def phases() -> dict[str, float]:
         seconds = {}
@@ -193,7 +193,7 @@ def interval(sampler, student, prompts_n: int, prompt: int, new_tokens: int, row
         out = sampler.generate(prompts, max_new_tokens=new_tokens, temperature=0.2, top_p=0.95, eos_id=[])
         seconds["generation"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        batches, _ = make_batches([Example(p, r) for p, r in zip(prompts, out.tokens)], rows)
+        batches, _ = make_batches([TokenExample(p, r) for p, r in zip(prompts, out.tokens)], rows)
         for b in batches:
             distiller.step(b.arrays)
         seconds["train"] = time.perf_counter() - t0

@@ -22,7 +22,7 @@ from flax import nnx
 from read_jax.capabilities.registry import Example, exact_match
 from read_jax.distributed import to_host
 from read_jax.errors import ReadJaxError
-from read_jax.distill.batching import Example as TokenExample, bucket_length, collate
+from read_jax.distill.batching import TokenExample, bucket_length, collate
 
 EncodePrompt = Callable[[str], list[int]]
 

@@ -29,7 +29,7 @@ from read_jax.errors import ReadJaxError
 
 
 @dataclasses.dataclass(frozen=True)
-class Example:
+class TokenExample:
     """One (prompt, teacher response) pair of token ids; optional cached teacher top-k per response token."""
 
     prompt: Sequence[int]
@@ -52,7 +52,7 @@ class Example:
     def num_tokens(self) -> int:
         return len(self.prompt) + len(self.response)
 
-    def truncated(self, max_tokens: int) -> "Example | None":
+    def truncated(self, max_tokens: int) -> "TokenExample | None":
         """The example cut to at most ``max_tokens`` tokens (response cut first); None if the prompt
         alone does not leave room for one response token."""
         if self.num_tokens <= max_tokens:
@@ -61,9 +61,9 @@ class Example:
         if keep < 1:
             return None
         cut = lambda x: None if x is None else np.asarray(x)[:keep]  # noqa: E731
-        return Example(self.prompt, list(self.response)[:keep], cut(self.topk_ids), cut(self.topk_logprobs))
+        return TokenExample(self.prompt, list(self.response)[:keep], cut(self.topk_ids), cut(self.topk_logprobs))
 
-    def with_label_limit(self, label_tokens: int) -> "Example | None":
+    def with_label_limit(self, label_tokens: int) -> "TokenExample | None":
         """The example keeping only its first ``label_tokens`` response tokens (None if 0)."""
         if label_tokens >= len(self.response):
             return self
@@ -100,7 +100,7 @@ def bucket_length(n: int, min_length: int = 16, max_length: int | None = None) -
     return min(length, max_length) if max_length is not None else length
 
 
-def collate(examples: Sequence[Example], length: int, rows: int, *, pad_id: int = 0,
+def collate(examples: Sequence[TokenExample], length: int, rows: int, *, pad_id: int = 0,
             ignore_index: int = IGNORE_INDEX, indices: Sequence[int] | None = None) -> Batch:
     """Pack ``examples`` (≤ rows) one per row into [rows, length] arrays (empty rows are all padding)."""
     if len(examples) > rows:
@@ -143,7 +143,7 @@ def collate(examples: Sequence[Example], length: int, rows: int, *, pad_id: int 
                  indices=list(range(len(examples))) if indices is None else list(indices))
 
 
-def make_batches(examples: Sequence[Example], rows: int, *, min_length: int = 16, max_length: int = 2048,
+def make_batches(examples: Sequence[TokenExample], rows: int, *, min_length: int = 16, max_length: int = 2048,
                  pad_id: int = 0, ignore_index: int = IGNORE_INDEX) -> tuple[list[Batch], list[int]]:
     """Group examples by length bucket into batches of ``rows`` rows.
 
@@ -154,7 +154,7 @@ def make_batches(examples: Sequence[Example], rows: int, *, min_length: int = 16
     """
     if rows < 1:
         raise ReadJaxError(f"rows must be >= 1, got {rows}")
-    buckets: dict[int, list[tuple[int, Example]]] = {}
+    buckets: dict[int, list[tuple[int, TokenExample]]] = {}
     dropped: list[int] = []
     for i, e in enumerate(examples):
         t = e.truncated(max_length)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from read_jax.capabilities.probes import EncodePrompt, _answer_batches, _answer_loglik_sums, greedy_answers
 from read_jax.capabilities.registry import Example, Task
-from read_jax.distill.batching import Example as TokenExample
+from read_jax.distill.batching import TokenExample
 from read_jax.errors import ReadJaxError
 
 DEFAULT_MAX_NEW_TOKENS = 256

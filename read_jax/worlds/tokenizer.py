@@ -15,7 +15,7 @@ from __future__ import annotations
 import string
 
 from read_jax.capabilities.registry import Example
-from read_jax.distill.batching import Example as TokenExample
+from read_jax.distill.batching import TokenExample
 from read_jax.errors import ReadJaxError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
