@@ -12,11 +12,8 @@ tokens and `<eos>` (`encode_example`).
 
 from __future__ import annotations
 
-import string
-
 from read_jax.capabilities.registry import Example
 from read_jax.distill.batching import TokenExample
-from read_jax.errors import ReadJaxError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
