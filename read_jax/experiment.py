@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from read_jax.capabilities.probes import ProbeSuite, fitting_probes, task_loglik, task_utility
+from read_jax.capabilities.probes import ProbeSuite, task_loglik, task_utility
 from read_jax.capabilities.requirement import (
     InterventionRecord, center_per_task, fit_requirement, requirement_metrics, sample_intervention_allocations,
     train_identifier,
@@ -32,9 +32,9 @@ from read_jax.config import from_dict, override, to_dict
 from read_jax.errors import ReadJaxError
 from read_jax.bandit import build_candidate_actions
 from read_jax.capabilities.registry import CapabilityRegistry
-from read_jax.loop import LoopConfig, ReadRun
+from read_jax.loop import LoopConfig, ReadRun, build_probe_suite
 from read_jax.distributed import is_primary
-from read_jax.run_files import as_path, make_dir, read_json, write_json
+from read_jax.run_files import as_path, check_creatable, make_dir, read_json, write_json
 from read_jax.run_lock import RunLock
 from read_jax.sources import SOURCES, Components, build_components
 from read_jax.sources.config import RealSourceConfig
@@ -133,12 +133,7 @@ class Experiment:
                  progress: bool = True, changed_config: bool = False):
         self.config, self.out = config, as_path(out_dir)
         saved = self.out / "experiment.json"
-        # --out, or the first part of its path that exists, must be a directory: checked before any work
-        existing = next((p for p in (self.out, *self.out.parents) if p.exists()), None)
-        if existing == self.out and not existing.is_dir():
-            raise ReadJaxError(f"{self.out}: exists and is not a directory; choose another --out")
-        if existing is not None and not existing.is_dir():
-            raise ReadJaxError(f"{existing}: is a file, so {self.out} cannot be created; choose another --out")
+        check_creatable(self.out)  # --out (or a parent) must not be a file: checked before any work
         self.lock = RunLock(self.out)
         if saved.exists():
             self.lock.check()
@@ -170,11 +165,7 @@ class Experiment:
         lc = self.config.loop
         self.caps = tuple(self.c.source.capabilities)
         with self._stage("probes_setup", f"the teacher answers {lc.probes_per_capability} probes per capability"):
-            probes = fitting_probes(self.c.source, lc.probes_per_capability, lc.seed, self.c.encode_prompt,
-                                    lc.max_prompt_tokens)
-            self.probes = ProbeSuite(self.caps, probes, self.c.teacher, self.c.tokenizer, self.c.encode_prompt,
-                                     max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh,
-                                     max_prompt_tokens=lc.max_prompt_tokens)
+            self.probes = build_probe_suite(self.c, lc, lc.seed)
 
     @contextlib.contextmanager
     def _stage(self, name: str, message: str):
@@ -349,13 +340,7 @@ class Experiment:
                 saved = read_json(path, "identifier records")
             else:
                 if probes is None:  # the identifier's own probe set: the same for every seed of the world
-                    lc = cfg.loop
-                    probes = ProbeSuite(self.caps, fitting_probes(self.c.source, lc.probes_per_capability,
-                                                                  IDENTIFIER_SEED, self.c.encode_prompt,
-                                                                  lc.max_prompt_tokens),
-                                        self.c.teacher, self.c.tokenizer, self.c.encode_prompt,
-                                        max_new_tokens=lc.generation.max_new_tokens, mesh=self.c.mesh,
-                                        max_prompt_tokens=lc.max_prompt_tokens)
+                    probes = build_probe_suite(self.c, cfg.loop, IDENTIFIER_SEED)
                 seed = IDENTIFIER_SEED + 1000 * (zlib.crc32(name.encode()) % 1000)
                 recs, used = self._run_interventions(task, cfg.identifier_interventions, seed,
                                                      cache / key / "runs" / name, probes,

@@ -175,6 +175,16 @@ class LoopConfig:
 
 
 # ----------------------------------------------------------------------------- the run
+def build_probe_suite(components: Components, config: LoopConfig, seed: int) -> ProbeSuite:
+    """The fixed probe set (``config.probes_per_capability`` per capability, drawn with ``seed``, prompts
+    over ``config.max_prompt_tokens`` left out), answered once by the teacher."""
+    probes = fitting_probes(components.source, config.probes_per_capability, seed, components.encode_prompt,
+                            config.max_prompt_tokens)
+    return ProbeSuite(tuple(components.source.capabilities), probes, components.teacher, components.tokenizer,
+                      components.encode_prompt, max_new_tokens=config.generation.max_new_tokens,
+                      mesh=components.mesh, max_prompt_tokens=config.max_prompt_tokens)
+
+
 class Streams:
     """Where a run's random draws come from: ``fold_in`` offsets of the run's key.  The values are
     fixed (changing one changes every run's draws); each interval's own key is ``fold_in(key, t)``."""
@@ -222,12 +232,7 @@ class ReadRun:
             raise ReadJaxError(f"requirement has {self.requirement.shape} entries for {len(self.caps)} capabilities")
         self.run_dir = make_dir(run_dir)
         self.progress = progress
-        self.probes = probes or ProbeSuite(
-            self.caps, fitting_probes(components.source, config.probes_per_capability, config.seed,
-                                      components.encode_prompt, config.max_prompt_tokens),
-            components.teacher, components.tokenizer, components.encode_prompt,
-            max_new_tokens=config.generation.max_new_tokens, mesh=components.mesh,
-            max_prompt_tokens=config.max_prompt_tokens)
+        self.probes = probes or build_probe_suite(components, config, config.seed)
         self.prompt_sampler = components.source.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
         self.teacher_sampler = Sampler(components.teacher, components.mesh)  # fixed: split and laid out once per run
         loss = LossConfig(ce=1.0, kl=config.train.kl_weight, temperature=config.train.temperature, chunk_size=None)
@@ -255,8 +260,7 @@ class ReadRun:
         if b.action_set == "paper":  # rebuilt each interval (`step`), padded to the largest it can be
             pool = min(max(1, b.top_k), len(self.caps))
             sparse = build_candidate_actions(list(self.caps), self.requirement.tolist(), 2, list(b.weight_grid),
-                                             b.top_k,
-                                             10**9, b.include_one_hot)
+                                             b.top_k, 10**9, b.include_one_hot)
             self.n_actions = min(b.max_candidates, 1 + pool * (pool - 1) + len(sparse))
             self.actions, self.action_mask = pad_actions(self.actions.tolist(), self.n_actions)
         self.key = jax.random.key(config.seed)
@@ -299,8 +303,7 @@ class ReadRun:
         timing: dict[str, float] = {}
         with _timed(timing, "bandit"):
             x = make_context(self.requirement, self.profile, self.budget.remaining / max(self.budget.limit, 1),
-                             self.w_prev,
-                             self.ds_prev)
+                             self.w_prev, self.ds_prev)
             w = self._select(x)
         work = self._collect(w, timing)
         with _timed(timing, "probe"):

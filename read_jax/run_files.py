@@ -109,6 +109,18 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
                            f"{getattr(err, 'pos', getattr(err, 'start', '?'))}); restore it or start a new --out") from None
 
 
+def check_creatable(path: str | os.PathLike) -> None:
+    """Fail with one line when ``path``, or the first of its parents that exists, is a file (a directory
+    cannot be made there); callers check it before any work so nothing is spent on a doomed run."""
+    path = as_path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or existing.is_dir():
+        return
+    if existing == path:
+        raise ReadJaxError(f"{path}: exists and is not a directory; choose another --out")
+    raise ReadJaxError(f"{existing}: is a file, so {path} cannot be created; choose another --out")
+
+
 def make_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` (and parents) or fail with one line naming the part that is in the way.
 
@@ -126,11 +138,9 @@ def make_dir(path: str | os.PathLike) -> Path:
         return path
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ReadJaxError(f"{path}: exists and is not a directory; choose another --out") from None
-    except NotADirectoryError:
-        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
-        raise ReadJaxError(f"{blocker}: is a file, so {path} cannot be created; choose another --out") from None
+    except (FileExistsError, NotADirectoryError) as err:
+        check_creatable(path)  # names the file in the way
+        raise _fail(path, err) from None
     except OSError as err:
         raise _fail(path, err) from None
     return path
