@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from read_jax.results.stats import holm, mean_ci, paired_p
-from read_jax.run_files import read_json, write_text
+from read_jax.run_files import read_json, write_figure, write_text
 
 REFERENCE = "read"  # ReAD (BLR-UCB) as the report names it
 
@@ -95,12 +95,17 @@ def transfer_section(data: dict[str, Any], out: Path) -> list[str]:
     return lines + ["", f"![transfer matrix]({path.name})", ""]
 
 
-def _heatmap(mean: np.ndarray, half: np.ndarray, caps: list[str], path: Path) -> Path:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _heatmap(mean: np.ndarray, half: np.ndarray, caps: list[str], path: Path) -> Path:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 6.5))
     lim = float(np.nanmax(np.abs(mean))) or 1.0
     ax.imshow(mean, cmap="RdBu", vmin=-lim, vmax=lim)
@@ -113,7 +118,7 @@ def _heatmap(mean: np.ndarray, half: np.ndarray, caps: list[str], path: Path) ->
     ax.set_xlabel("measured capability (Δ probe score)")
     ax.set_ylabel("distilled capability (one-hot)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -156,11 +161,7 @@ def budget_section(data: dict[str, Any], out: Path) -> list[str]:
 
 
 def _budget_plot(budgets: list[int], mean: dict[str, list], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for n, stats in mean.items():
         m = np.array([s[0] for s in stats])
@@ -171,7 +172,7 @@ def _budget_plot(budgets: list[int], mean: dict[str, list], path: Path) -> Path:
     ax.set_ylabel("task utility")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
