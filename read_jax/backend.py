@@ -1,16 +1,19 @@
 """CPU-only speed-ups behind one door: which kernels and compiler options a program uses, per backend.
 
 Every formulation in read_jax is correct on every backend; a few are faster only on XLA:CPU and are
-measured there (the numbers are in the benchmark docs):
+measured there (the numbers are in docs/benchmarks.md):
 
 - ``custom_attention_backward``: the train path's causal attention with block skipping and a
   hand-written backward (`models.decoder.causal_attend`) instead of autodiff of `attend`;
 - ``rope_fusion_barrier``: RoPE tables materialised once behind a `lax.cond` with identical branches,
   which XLA:CPU would otherwise recompute inside every consumer;
 - ``sequential_solves``: the bandit's triangular solves looped item by item under `vmap` (XLA:CPU's
-  batched TriangularSolve is ~50x slower);
-- ``cpu_decode_layout`` and `decode_compiler_options`: the sampler's feature-major decode step on
-  `[out, in]` weight copies, compiled with XLA:CPU's YNN reduction fusions.
+  batched TriangularSolve is far slower);
+- ``reduce_single_query_attention``: a one-token query's attention as broadcast multiplies reduced
+  over the contracted axis (XLA:CPU's YNN reductions) instead of one tiny matmul per (batch, head);
+- ``cpu_decode_layout`` and `decode_compiler_options`: the sampler's decode on `[out, in]` weight
+  copies multiplied from the left (`models.decoder.StackedWeights`), compiled with XLA:CPU's YNN
+  reduction fusions.
 
 On TPU and GPU the plain formulation runs.  The backend is the platform of the devices a program
 runs on: callers that know them (a mesh, a model's arrays) trace inside `on_platform(...)`; without
@@ -70,6 +73,10 @@ def custom_attention_backward() -> bool:
 
 
 def rope_fusion_barrier() -> bool:
+    return on_cpu()
+
+
+def reduce_single_query_attention() -> bool:
     return on_cpu()
 
 

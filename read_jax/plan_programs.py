@@ -5,8 +5,9 @@ leaves, no parameter is ever allocated), and each array carries the sharding the
 of `read_jax.sharding` gives it.  The same builders serve two purposes:
 - on a *real* mesh (fake CPU devices) they feed ``jax.jit(...).lower(...)`` and
   ``.compile()``: the project's own KD train step (`make_train_step`, wired like
-  `Distiller`), the sampler's prefill (`read_jax.sampling._prefill`) and one decode step
-  (`decode_step`, as the sampler's decode loop runs it on an accelerator);
+  `Distiller`), the sampler's prefill (`read_jax.sampling.decode.prefill`) and one decode step
+  (the model's forward pass on one token against a full cache, as the decode loop runs it on an
+  accelerator);
 - on an ``AbstractMesh`` (no devices at all) they give exact per-device shard sizes of the
   parameters, the optimizer state and the KV cache, for any mesh shape, instantly.
 """
@@ -31,13 +32,13 @@ from read_jax.distill.train_step import (
     OptimizerConfig, make_optimizer, make_train_step, opt_state_shardings, params_shardings,
 )
 from read_jax.models.config import DecoderConfig
-from read_jax.models.decoder import Decoder
-from read_jax.sampling import DecodeCache, DecodeMatrices, _prefill, decode_step
+from read_jax.models.decoder import Decoder, KVCache
+from read_jax.sampling.decode import prefill
 from read_jax.sharding import BATCH_AXES, MESH_AXES, batch_sharding, named_sharding
 
 AnyMesh = Mesh | AbstractMesh
 # LLVM optimisation only changes the speed of code a plan never runs: memory and cost
-# analyses were identical at level 0, and compiles 2.5x faster (70B widths, 8 devices).
+# analyses were identical at level 0, and compiles faster (docs/benchmarks.md).
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 BATCH_FIELDS = ("input_ids", "attention_mask", "labels", "loss_mask")
 
@@ -80,9 +81,9 @@ def abstract_batch(mesh: AnyMesh, rows: int, length: int) -> dict[str, jax.Shape
     return {k: jax.ShapeDtypeStruct((rows, length), jnp.int32, sharding=sh) for k in BATCH_FIELDS}
 
 
-def abstract_decode_cache(config: DecoderConfig, mesh: AnyMesh, batch: int, length: int) -> DecodeCache:
-    """The sampler's decode-layout KV cache for ``batch`` rows and ``length`` slots, placed as the
-    sampler pins it (`DecodeCache.constrained`)."""
+def abstract_decode_cache(config: DecoderConfig, mesh: AnyMesh, batch: int, length: int) -> KVCache:
+    """The KV cache for ``batch`` rows and ``length`` slots, placed as the sampler pins it
+    (`KVCache.constrained`)."""
     dt = jnp.dtype(config.dtype)
     kvh, hd = config.num_key_value_heads, config.head_dim
 
@@ -90,9 +91,9 @@ def abstract_decode_cache(config: DecoderConfig, mesh: AnyMesh, batch: int, leng
         return jax.ShapeDtypeStruct(shape, dt, sharding=named_sharding(mesh, axes, shape))
 
     n = config.num_hidden_layers
-    return DecodeCache(
-        keys=tuple(placed((batch, kvh, hd, length), DecodeCache.KEY_AXES) for _ in range(n)),
-        values=tuple(placed((batch, kvh, length, hd), DecodeCache.VALUE_AXES) for _ in range(n)),
+    return KVCache(
+        keys=tuple(placed((batch, kvh, hd, length), KVCache.KEY_AXES) for _ in range(n)),
+        values=tuple(placed((batch, kvh, length, hd), KVCache.VALUE_AXES) for _ in range(n)),
         key_mask=jax.ShapeDtypeStruct((batch, length), jnp.bool_, sharding=batch_sharding(mesh, 2)),
         index=jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(mesh, P())))
 
@@ -134,18 +135,18 @@ def lower_prefill(teacher: DecoderConfig, mesh: Mesh, batch: int, prompt: int, c
     ids = jax.ShapeDtypeStruct((batch, prompt), jnp.int32, sharding=rows)
     mask = jax.ShapeDtypeStruct((batch, prompt), jnp.bool_, sharding=rows)
     active = jax.ShapeDtypeStruct((batch,), jnp.bool_, sharding=batch_sharding(mesh, 1))
-    return _prefill.lower(graphdef, params, ids, mask, active, cache_len=cache_len, mesh=mesh)
+    return prefill.lower(graphdef, params, ids, mask, active, cache_len=cache_len, mesh=mesh)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "mesh"), donate_argnames=("cache",))
 def _one_decode_step(graphdef, params, token, position, cache, *, mesh):
     model = nnx.merge(graphdef, params)
-    logits, cache = decode_step(model, token, position, cache, DecodeMatrices.of(model, cpu=False))
-    return logits, cache.constrained(mesh)
+    logits, cache = model(token[:, None], positions=position[:, None], cache=cache)
+    return logits[:, 0], cache.constrained(mesh)
 
 
 def lower_decode_step(teacher: DecoderConfig, mesh: Mesh, batch: int, cache_len: int) -> jax.stages.Lowered:
-    """One step of the sampler's decode loop (accelerator matrix layout) over a full cache."""
+    """One step of the sampler's decode loop (the plain weight layout, as on an accelerator) over a full cache."""
     graphdef, params = abstract_params(teacher, mesh)
     rows = batch_sharding(mesh, 1)
     token = jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=rows)

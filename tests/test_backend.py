@@ -9,7 +9,7 @@ import pytest
 from read_jax import backend
 from read_jax.bandit.blr import solve_lower
 from read_jax.models import DecoderConfig, init_decoder
-from read_jax.models.decoder import _rope_tables_once
+from read_jax.models.decoder import rope_tables_once
 
 CONFIG = DecoderConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                        num_attention_heads=4, num_key_value_heads=2, head_dim=8)
@@ -33,8 +33,8 @@ def test_the_door_follows_the_platform_it_is_given():
 
 def test_rope_barrier_and_attention_backward_only_on_cpu():
     positions = jnp.arange(6)[None]
-    assert "cond" in _jaxpr(lambda p: _rope_tables_once(CONFIG, p), positions, platform="cpu")
-    assert "cond" not in _jaxpr(lambda p: _rope_tables_once(CONFIG, p), positions, platform="tpu")
+    assert "cond" in _jaxpr(lambda p: rope_tables_once(CONFIG, p), positions, platform="cpu")
+    assert "cond" not in _jaxpr(lambda p: rope_tables_once(CONFIG, p), positions, platform="tpu")
 
     model = init_decoder(CONFIG, 0)
     tokens = jnp.asarray(np.random.default_rng(0).integers(0, 64, (2, 6)))

@@ -11,8 +11,8 @@ import torch
 
 from hf_fixtures import make_hf_model
 from read_jax.models import KVCache, load_hf
-from read_jax.sampling import (DecodeCache, DecodeMatrices, Sampler, bucket, cache_phases, compile_count, decode_step,
-                                generate, generate_text, sample_logits)
+from read_jax.models.decoder import StackedWeights
+from read_jax.sampling import Sampler, bucket, cache_phases, compile_count, generate, generate_text, sample_logits
 
 LENGTHS = [5, 11, 3]
 NEW = 24
@@ -84,9 +84,10 @@ def test_greedy_matches_transformers_generate(family):
 @pytest.mark.parametrize("name,cpu", [("llama", True), ("llama", False), ("mistral", True), ("qwen2_tied", True),
                                       ("qwen2_tied", False), ("qwen3", True)])
 def test_cached_decode_reproduces_full_forward(name, cpu, tmp_path):
-    """decode_step after a left-padded prefill == the full forward pass, with the stacked [out, in]
-    matrices and reduce-form attention the CPU sampler uses and with the model's own kernels
-    (mistral: sliding window 7; qwen2: q/k/v biases, tied head; qwen3: q/k norms)."""
+    """One-token steps of the model's forward pass after a left-padded prefill == the full forward
+    pass, with the stacked [out, in] weights (`StackedWeights`) the CPU sampler uses and with
+    the model's own kernels (mistral: sliding window 7; qwen2: q/k/v biases, tied head; qwen3:
+    q/k norms)."""
     make_hf_model(name, tmp_path, seed=2)
     model, config = load_hf(tmp_path)
     rng = np.random.default_rng(3)
@@ -100,13 +101,13 @@ def test_cached_decode_reproduces_full_forward(name, cpu, tmp_path):
     ref = np.asarray(forward(model, jnp.asarray(full), jnp.asarray(mask)))
 
     _, cache = forward(model, jnp.asarray(full[:, :t]), jnp.asarray(mask[:, :t]), KVCache.init(config, 3, t))
-    cache = DecodeCache.from_prefill(cache, t + steps)
+    cache = cache.grown(t + steps)
     position = jnp.asarray(mask[:, :t].sum(1), jnp.int32)
-    matrices = DecodeMatrices.of(model, cpu=cpu)
-    step = jax.jit(decode_step)
+    stacked = StackedWeights.of(model) if cpu else None
+    step = jax.jit(lambda m, token, pos, cache, w: m(token[:, None], positions=pos[:, None], cache=cache, stacked=w))
     for j in range(steps):
-        logits, cache = step(model, jnp.asarray(full[:, t + j]), position + j, cache, matrices)
-        np.testing.assert_allclose(np.asarray(logits), ref[:, t + j], atol=2e-5, rtol=0)
+        logits, cache = step(model, jnp.asarray(full[:, t + j]), position + j, cache, stacked)
+        np.testing.assert_allclose(np.asarray(logits[:, 0]), ref[:, t + j], atol=2e-5, rtol=0)
 
 
 def test_decoding_across_cache_phases_matches_full_forward(llama):

@@ -51,10 +51,10 @@ def _stats(xs: list[float]) -> dict[str, float]:
 
 def weight_stream_floor(model, batch: int, steps: int = 128, repeats: int = 3) -> dict[str, float]:
     """The decode step's matrix products alone: a loop of ``steps`` iterations that multiplies a
-    feature-major [in, batch] activation by every matrix the step reads, in the layout and
-    with the compiler options the sampler's decode uses on this backend (`DecodeMatrices`:
-    one product per projection group and the output head; not the embedding, which is
-    gathered), one after the other, nothing else.
+    feature-major [in, batch] activation by every matrix the step reads, in the CPU decode
+    layout with the compiler options the sampler's decode uses on this backend
+    (`StackedWeights`: one product per projection group and the output head; not the
+    embedding, which is gathered), one after the other, nothing else.
 
     With a batch of a few rows a decode step is bound by reading its weights, and its
     products form a dependency chain (each layer waits for the one before); this loop keeps
@@ -65,12 +65,12 @@ def weight_stream_floor(model, batch: int, steps: int = 128, repeats: int = 3) -
     import jax
     import jax.numpy as jnp
 
-    from read_jax.sampling import DECODE_COMPILER_OPTIONS, DecodeMatrices
+    from read_jax import backend
+    from read_jax.models.decoder import StackedWeights
 
-    cpu = jax.default_backend() == "cpu"
-    matrices = DecodeMatrices.of(model, cpu=cpu)
-    mats = [w if cpu else w.T for w in jax.tree.leaves(matrices.layers)]
-    mats.append(matrices.head if cpu else matrices.head.T)  # all [out, in]
+    platform = jax.default_backend()
+    stacked = StackedWeights.of(model)
+    mats = [*jax.tree.leaves(stacked.layers), stacked.head]  # all [out, in]
     dims = sorted({m.shape[1] for m in mats})
 
     def loop(mats, xs):
@@ -81,7 +81,7 @@ def weight_stream_floor(model, batch: int, steps: int = 128, repeats: int = 3) -
             return tuple(x + 1e-9 * total for x in xs)
         return jax.lax.fori_loop(0, steps, body, xs)
 
-    loop = jax.jit(loop, compiler_options=DECODE_COMPILER_OPTIONS)
+    loop = jax.jit(loop, compiler_options=backend.decode_compiler_options(platform))
     xs = tuple(jnp.ones((d, batch), jnp.float32) for d in dims)
     jax.block_until_ready(loop(mats, xs))
     times = []

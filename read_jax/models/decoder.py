@@ -11,20 +11,31 @@ Layout choices, and why:
   key slot j when j <= i, key j is valid (not padding), and, for sliding-window models,
   i - j < window.  With left padding, token positions (for RoPE) default to the number of
   valid tokens before each token, which is what transformers' ``generate`` uses.
-- The KV cache is an explicit pytree (`KVCache`) passed in and returned, so a decode loop
-  can carry and donate it; the module itself stays stateless between calls.
+- One forward pass serves training (no cache), prefill (a prompt block written into the
+  cache) and single-token decode (one query against the cache): `Decoder.__call__`.  The KV
+  cache is an explicit pytree (`KVCache`) passed in and returned, so a decode loop can carry
+  and donate it; the module itself stays stateless between calls.  Its layout is the one a
+  one-token query reads fastest: keys [B, KVH, K, S] and values [B, KVH, S, K] (heads before
+  length, keys length-last), so q·K and P·V are plain batched matmuls per (batch, head).
+- Backend-specific choices go through `read_jax.backend` only: the CPU train path's
+  attention backward (`causal_attend`), the RoPE fusion barrier, single-query attention as
+  multiply-and-reduce, and the CPU decode weight layout (`StackedWeights`: ``[out, in]``
+  copies, a layer's q/k/v and gate/up stacked, multiplied from the left).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx, struct
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from read_jax import backend
 from read_jax.models.config import DecoderConfig
+from read_jax.sharding import BATCH_AXES, named_sharding
 
 Array = jax.Array
 _MASK_VALUE = -0.7 * float(jnp.finfo(jnp.float32).max)
@@ -39,12 +50,10 @@ class RMSNorm(nnx.Module):
         self.weight = nnx.Param(jnp.ones((dim,), dtype), logical_axes=("norm",))
         self.eps = eps
 
-    def __call__(self, x: Array, axis: int = -1) -> Array:
-        """Normalise over ``axis`` (the features; -1, or 0 for the sampler's feature-major [D, B])."""
+    def __call__(self, x: Array) -> Array:
         xf = x.astype(jnp.float32)
-        normed = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=axis, keepdims=True) + self.eps)
-        weight = jnp.expand_dims(self.weight.get_value().astype(jnp.float32), range(axis % x.ndim + 1, x.ndim))
-        return (normed * weight).astype(x.dtype)
+        normed = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
+        return (normed * self.weight.get_value().astype(jnp.float32)).astype(x.dtype)
 
 
 class Linear(nnx.Module):
@@ -71,7 +80,7 @@ def rope_tables(config: DecoderConfig, positions: Array) -> tuple[Array, Array]:
     return jnp.cos(emb), jnp.sin(emb)
 
 
-def _rope_tables_once(config: DecoderConfig, positions: Array) -> tuple[Array, Array]:
+def rope_tables_once(config: DecoderConfig, positions: Array) -> tuple[Array, Array]:
     """`rope_tables`, computed once into buffers on CPU.
 
     XLA:CPU otherwise fuses the cos / sin evaluation into every consumer (the q and k
@@ -79,8 +88,8 @@ def _rope_tables_once(config: DecoderConfig, positions: Array) -> tuple[Array, A
     table instead of 2 in the kd-step benchmark's train step.  A conditional whose two
     branches are the same function is a fusion boundary XLA cannot remove (it cannot prove
     the predicate), so the tables are materialised once; the result is identical whatever
-    the predicate.  Measured: train step 790 -> 744 ms single-core CPU time (B 8, T 256,
-    4 layers).  Other backends do not duplicate transcendental producers; plain call there.
+    the predicate (docs/benchmarks.md has the measurement).  Other backends do not duplicate
+    transcendental producers; plain call there.
     """
     if not backend.rope_fusion_barrier():
         return rope_tables(config, positions)
@@ -99,21 +108,39 @@ def apply_rope(x: Array, cos: Array, sin: Array) -> Array:
     return (xf * cos[:, :, None, :] + rotated * sin[:, :, None, :]).astype(x.dtype)
 
 
-def attend(q: Array, k: Array, v: Array, mask: Array) -> Array:
-    """Grouped-query attention with a float32 softmax.
+def attend(q: Array, keys: Array, values: Array, mask: Array) -> Array:
+    """Grouped-query attention over keys / values in the cache layout, float32 scores and softmax.
 
-    q: [B, T, H, K]; k, v: [B, S, KVH, K]; mask: [B, T, S] bool.  Rows with no valid key
-    (left padding) get a uniform distribution instead of NaNs; their outputs are ignored.
+    q: [B, T, H, K]; keys: [B, KVH, K, S]; values: [B, KVH, S, K]; mask: [B, T, S] bool.
+    The normalisation is applied after the value product (a [B, H, T, K] divide, not
+    [B, H, T, S]).  Rows with no valid key (left padding) get a uniform distribution instead
+    of NaNs; their outputs are ignored.  A single query on CPU is written as broadcast
+    multiplies reduced over the contracted axis (`backend.reduce_single_query_attention`):
+    XLA:CPU runs those as YNN reductions, faster than one tiny matmul per (batch, head).
     """
     b, t, h, d = q.shape
-    kvh = k.shape[2]
-    q = q.reshape(b, t, kvh, h // kvh, d)
-    scores = jnp.einsum("btngd,bsnd->bngts", q, k, preferred_element_type=jnp.float32)
-    scores = scores * (d ** -0.5)
-    scores = jnp.where(mask[:, None, None, :, :], scores, _MASK_VALUE)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bngts,bsnd->btngd", probs, v)
-    return out.reshape(b, t, h * d)
+    kvh = keys.shape[1]
+    f32 = jnp.float32
+    qh = jnp.transpose(q.reshape(b, t, kvh, h // kvh, d), (0, 2, 3, 1, 4)).astype(keys.dtype)  # [B, N, G, T, K]
+    reduce = t == 1 and backend.reduce_single_query_attention()
+    if reduce:
+        scores = jnp.sum((qh[..., None] * keys[:, :, None, None]).astype(f32), axis=4)
+    else:
+        scores = jnp.einsum("bngtd,bnds->bngts", qh, keys, preferred_element_type=f32)
+    scores = jnp.where(mask[:, None, None], scores * (d ** -0.5), _MASK_VALUE)
+    unnorm = jnp.exp(scores - jnp.max(scores, axis=-1, keepdims=True))
+    weights = unnorm.astype(values.dtype)
+    if reduce:
+        out = jnp.sum((weights[..., None] * values[:, :, None, None]).astype(f32), axis=4)
+    else:
+        out = jnp.einsum("bngts,bnsd->bngtd", weights, values, preferred_element_type=f32)
+    out = out / jnp.sum(unnorm, axis=-1)[..., None]
+    return jnp.transpose(out, (0, 3, 1, 2, 4)).reshape(b, t, h * d).astype(q.dtype)
+
+
+def cache_layout(k: Array, v: Array) -> tuple[Array, Array]:
+    """Keys and values [B, T, KVH, K] -> the cache layout: keys [B, KVH, K, T], values [B, KVH, T, K]."""
+    return jnp.transpose(k, (0, 2, 3, 1)), jnp.swapaxes(v, 1, 2)
 
 
 _MAX_QUERY_BLOCKS = 8
@@ -129,8 +156,8 @@ def _query_blocks(t: int) -> list[tuple[int, int]]:
 
 @jax.custom_vjp
 def causal_attend(q: Array, k: Array, v: Array, mask: Array) -> Array:
-    """`attend` for a causal mask in slot space from slot 0 (no cache): same values on every
-    row with at least one valid key, with a hand-written backward.
+    """`attend` for a causal mask in slot space from slot 0 (no cache; k, v [B, S, KVH, K]):
+    same values on every row with at least one valid key, with a hand-written backward.
 
     Requires ``mask[b, i, j] == False`` for ``j > i`` (true for `Decoder.hidden_states`
     without a cache, whatever the padding or sliding window).  Queries are processed in
@@ -139,8 +166,8 @@ def causal_attend(q: Array, k: Array, v: Array, mask: Array) -> Array:
     ([B, KVH, G, T, K]) so every score / value product is one batched matmul per block.  The
     backward reuses the saved probabilities: dV = Pᵀ dO, dP = dO Vᵀ,
     dS = P ∘ (dP − rowsum(dO ∘ O)), dQ = dS K, dK = dSᵀ Q (rowsum(dO ∘ O) = rowsum(P ∘ dP)
-    costs O(T·K) instead of O(T·S)).  Measured on 2 CPU cores (B 8, T 256, 4 heads, 2 KV
-    heads, head_dim 64, float32): forward + backward 46 ms -> 27 ms per layer (single core).
+    costs O(T·K) instead of O(T·S)).  On CPU this is markedly faster than autodiff of
+    `attend` (docs/benchmarks.md).
     Rows without any valid key (left padding) get a uniform distribution over their block's
     keys instead of all keys; as in `attend`, their outputs are meaningless and unused.
     """
@@ -200,27 +227,115 @@ causal_attend.defvjp(_causal_attend_fwd, _causal_attend_bwd)
 
 @struct.dataclass
 class KVCache:
-    """Decode cache: per-layer keys/values [B, S, KVH, K], key validity [B, S], next write slot."""
+    """The decode cache: per layer keys [B, KVH, K, S] and values [B, KVH, S, K], key validity
+    [B, S], next write slot.
+
+    Heads come before length, so a one-token query attends with plain batched products over
+    (B, KVH) without copying a transposed cache every layer and step; keys are stored
+    length-last, so the score product q·K is [G, K] x [K, S] per (batch, head), about twice
+    as fast as against a [B, S, KVH, K] cache on XLA:CPU (docs/benchmarks.md).
+    """
 
     keys: tuple[Array, ...]
     values: tuple[Array, ...]
     key_mask: Array
     index: Array
 
+    # logical axes (read_jax.sharding), for sharding the cache like the model
+    KEY_AXES = ("batch", "cache_heads", "head_dim", "length")
+    VALUE_AXES = ("batch", "cache_heads", "length", "head_dim")
+
     @classmethod
     def init(cls, config: DecoderConfig, batch: int, length: int, dtype: Any = None) -> "KVCache":
         dtype = jnp.dtype(dtype or config.dtype)
-        shape = (batch, length, config.num_key_value_heads, config.head_dim)
-        zeros = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_hidden_layers))
-        return cls(keys=zeros, values=tuple(jnp.zeros(shape, dtype) for _ in zeros),
+        kvh, k, n = config.num_key_value_heads, config.head_dim, config.num_hidden_layers
+        return cls(keys=tuple(jnp.zeros((batch, kvh, k, length), dtype) for _ in range(n)),
+                   values=tuple(jnp.zeros((batch, kvh, length, k), dtype) for _ in range(n)),
                    key_mask=jnp.zeros((batch, length), jnp.bool_), index=jnp.zeros((), jnp.int32))
 
     @property
     def length(self) -> int:
         return self.key_mask.shape[1]
 
-    # logical axes of the cache, for sharding it like the model
-    LOGICAL_AXES = ("batch", "length", "cache_heads", "head_dim")
+    def constrained(self, mesh: Any) -> "KVCache":
+        """Keys and values pinned to their rule-table shardings on ``mesh`` (batch over the data axes)."""
+        def pin(a: Array, axes: tuple[str, ...]) -> Array:
+            return jax.lax.with_sharding_constraint(a, named_sharding(mesh, axes, a.shape))
+
+        return self.replace(keys=tuple(pin(a, self.KEY_AXES) for a in self.keys),
+                            values=tuple(pin(a, self.VALUE_AXES) for a in self.values),
+                            key_mask=jax.lax.with_sharding_constraint(
+                                self.key_mask, NamedSharding(mesh, P(BATCH_AXES, None))))
+
+    def grown(self, length: int) -> "KVCache":
+        """This cache with empty slots appended up to ``length``."""
+        pad = length - self.length
+        if pad < 0:
+            raise ValueError(f"cannot shrink a cache of {self.length} slots to {length}")
+        return self.replace(keys=tuple(jnp.pad(a, ((0, 0),) * 3 + ((0, pad),)) for a in self.keys),
+                            values=tuple(jnp.pad(a, ((0, 0),) * 2 + ((0, pad), (0, 0))) for a in self.values),
+                            key_mask=jnp.pad(self.key_mask, ((0, 0), (0, pad))))
+
+    def prefix(self, length: int) -> "KVCache":
+        """The first ``length`` slots (a copy)."""
+        return self.replace(keys=tuple(a[..., :length] for a in self.keys),
+                            values=tuple(a[:, :, :length] for a in self.values), key_mask=self.key_mask[:, :length])
+
+    def with_prefix(self, head: "KVCache") -> "KVCache":
+        """This cache with its first slots overwritten by ``head`` (in place when donated), at ``head``'s index."""
+        def put(a: Array, part: Array) -> Array:
+            return jax.lax.dynamic_update_slice(a, part, (0,) * a.ndim)
+
+        return self.replace(keys=tuple(map(put, self.keys, head.keys)), values=tuple(map(put, self.values, head.values)),
+                            key_mask=put(self.key_mask, head.key_mask), index=head.index)
+
+
+@struct.dataclass
+class StackedWeights:
+    """The model's matrices in the CPU decode layout: per layer four groups of projections
+    that share an input -- (q, k, v), (o,), (gate, up), (down,) -- each one ``[out, in]``
+    matrix (the group's kernels transposed and stacked), and the output head ``[vocab, hidden]``.
+
+    With a handful of rows, ``x @ W`` is a skinny product dominated by re-reading (and
+    re-packing) the weight for a few rows; ``W[out, in] @ x[in, rows]`` streams each weight
+    row once against every row, and a stacked group reads its input once (docs/benchmarks.md
+    has the measurements).
+    `backend.cpu_decode_layout` decides where this is built (a CPU host; never accelerator
+    memory, where it would double the weights and the compiler picks operand layouts itself).
+    """
+
+    layers: tuple[tuple[Array, ...], ...]  # [layer][group] -> [out, in]
+    head: Array                           # [vocab, hidden]
+
+    GROUPS = ("qkv", "o", "gate_up", "down")
+
+    @classmethod
+    def of(cls, model: "Decoder") -> "StackedWeights":
+        def stacked(modules) -> Array:
+            return jnp.concatenate([m.kernel.get_value().T for m in modules], axis=0)
+
+        return cls(layers=tuple(tuple(stacked(g) for g in layer.projection_groups()) for layer in model.layers),
+                   head=model.output_kernel().T)
+
+
+def left_product(w: Array, x: Array) -> Array:
+    """``x`` [..., in] times ``w`` [out, in] as ``w @ xᵀ`` -> [..., out].
+
+    The barrier keeps XLA from folding the output transpose into the product (which turns
+    ``W @ xᵀ`` back into the slow ``x @ Wᵀ`` form, see `StackedWeights`)."""
+    flat = x.reshape(-1, x.shape[-1])
+    y = jax.lax.optimization_barrier(w @ flat.T)
+    return jnp.transpose(y).reshape(*x.shape[:-1], w.shape[0])
+
+
+def project(x: Array, modules: tuple["Linear", ...], stacked: Array | None = None) -> tuple[Array, ...]:
+    """``x`` through each of ``modules`` (projections sharing an input); with ``stacked`` (their
+    kernels in the `StackedWeights` layout) as one left product, cut back into its parts."""
+    if stacked is None:
+        return tuple(m(x) for m in modules)
+    sizes = [m.kernel.shape[1] for m in modules]
+    parts = jnp.split(left_product(stacked, x), list(itertools.accumulate(sizes))[:-1], axis=-1)
+    return tuple(p if m.bias is None else p + m.bias.get_value() for p, m in zip(parts, modules))
 
 
 class Attention(nnx.Module):
@@ -238,25 +353,31 @@ class Attention(nnx.Module):
         self.k_norm = RMSNorm(k, c.rms_norm_eps, dt) if c.qk_norm else None
 
     def __call__(self, x: Array, cos: Array, sin: Array, mask: Array,
-                 cache_kv: tuple[Array, Array] | None = None, index: Array | None = None
-                 ) -> tuple[Array, tuple[Array, Array] | None]:
+                 cache_kv: tuple[Array, Array] | None = None, index: Array | None = None,
+                 stacked: tuple[Array, ...] | None = None) -> tuple[Array, tuple[Array, Array] | None]:
+        """``cache_kv``: this layer's (keys, values) in the `KVCache` layout, written at slot
+        ``index`` and attended over; without one, the T tokens attend among themselves."""
         b, t, _ = x.shape
-        q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
-        k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
+        q, k, v = project(x, (self.q_proj, self.k_proj, self.v_proj), stacked and stacked[0])
+        q = q.reshape(b, t, self.num_heads, self.head_dim)
+        k = k.reshape(b, t, self.num_kv_heads, self.head_dim)
+        v = v.reshape(b, t, self.num_kv_heads, self.head_dim)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         new_kv = None
         if cache_kv is not None:
-            start = (0, index, 0, 0)
-            k = jax.lax.dynamic_update_slice(cache_kv[0], k.astype(cache_kv[0].dtype), start)
-            v = jax.lax.dynamic_update_slice(cache_kv[1], v.astype(cache_kv[1].dtype), start)
-            new_kv = (k, v)
-        # the train path's hand-written backward is a CPU speed-up (read_jax.backend); elsewhere autodiff
-        train_path = cache_kv is None and backend.custom_attention_backward()
-        out = causal_attend(q, k, v, mask) if train_path else attend(q, k, v, mask)
-        return self.o_proj(out), new_kv
+            keys, values = cache_layout(k, v)
+            keys = jax.lax.dynamic_update_slice(cache_kv[0], keys.astype(cache_kv[0].dtype), (0, 0, 0, index))
+            values = jax.lax.dynamic_update_slice(cache_kv[1], values.astype(cache_kv[1].dtype), (0, 0, index, 0))
+            new_kv = (keys, values)
+            out = attend(q, keys, values, mask)
+        elif backend.custom_attention_backward():  # the CPU train path's hand-written backward
+            out = causal_attend(q, k, v, mask)
+        else:
+            out = attend(q, *cache_layout(k, v), mask)
+        (o,) = project(out, (self.o_proj,), stacked and stacked[1])
+        return o, new_kv
 
 
 class MLP(nnx.Module):
@@ -269,8 +390,10 @@ class MLP(nnx.Module):
         self.down_proj = Linear(c.intermediate_size, c.hidden_size, ("mlp", "embed"), bias=False, std=std, dtype=dt,
                                 rngs=rngs)
 
-    def __call__(self, x: Array) -> Array:
-        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+    def __call__(self, x: Array, stacked: tuple[Array, ...] | None = None) -> Array:
+        gate, up = project(x, (self.gate_proj, self.up_proj), stacked and stacked[2])
+        (down,) = project(jax.nn.silu(gate) * up, (self.down_proj,), stacked and stacked[3])
+        return down
 
 
 class DecoderLayer(nnx.Module):
@@ -281,17 +404,27 @@ class DecoderLayer(nnx.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps, dt)
         self.mlp = MLP(config, rngs=rngs)
 
-    def __call__(self, x, cos, sin, mask, cache_kv=None, index=None):
+    def projection_groups(self) -> tuple[tuple[Linear, ...], ...]:
+        """The layer's projections grouped by shared input, in `StackedWeights.GROUPS` order."""
+        a, m = self.self_attn, self.mlp
+        return (a.q_proj, a.k_proj, a.v_proj), (a.o_proj,), (m.gate_proj, m.up_proj), (m.down_proj,)
+
+    def __call__(self, x, cos, sin, mask, cache_kv=None, index=None, stacked=None):
         # named scopes: a profile (xprof, perfetto) reads like this code
         with jax.named_scope("attention"):
-            attn_out, new_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, index)
+            attn_out, new_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, index, stacked)
         x = x + attn_out
         with jax.named_scope("mlp"):
-            return x + self.mlp(self.post_attention_layernorm(x)), new_kv
+            return x + self.mlp(self.post_attention_layernorm(x), stacked), new_kv
 
 
 class Decoder(nnx.Module):
-    """Decoder-only LM.  ``model(ids) -> float32 logits``; with ``cache=`` also returns the new cache."""
+    """Decoder-only LM.  ``model(ids) -> float32 logits``; with ``cache=`` also returns the new cache.
+
+    The same call trains (no cache), prefills a prompt block into a cache and decodes one
+    token against it (``ids`` [B, 1]); ``stacked=`` runs the projections in the CPU decode
+    layout (`StackedWeights`, built once per sampler on a CPU host).
+    """
 
     def __init__(self, config: DecoderConfig, *, rngs: nnx.Rngs):
         self.config = config
@@ -312,15 +445,17 @@ class Decoder(nnx.Module):
             return self.embed_tokens.get_value().T
         return self.lm_head.kernel.get_value()
 
-    def logits_from_hidden(self, hidden: Array) -> Array:
+    def logits_from_hidden(self, hidden: Array, stacked: StackedWeights | None = None) -> Array:
         with jax.named_scope("lm_head"):
+            if stacked is not None:
+                return left_product(stacked.head, hidden).astype(jnp.float32)
             kernel = self.output_kernel()
             flat = hidden.reshape(-1, hidden.shape[-1]) @ kernel
             return flat.reshape(*hidden.shape[:-1], kernel.shape[-1]).astype(jnp.float32)
 
     def hidden_states(self, input_ids: Array, attention_mask: Array | None = None,
-                      positions: Array | None = None, cache: KVCache | None = None
-                      ) -> tuple[Array, KVCache | None]:
+                      positions: Array | None = None, cache: KVCache | None = None,
+                      stacked: StackedWeights | None = None) -> tuple[Array, KVCache | None]:
         """Final (normed) hidden states [B, T, D], and the updated cache when one is given."""
         b, t = input_ids.shape
         new_mask = jnp.ones((b, t), jnp.bool_) if attention_mask is None else attention_mask.astype(jnp.bool_)
@@ -340,14 +475,14 @@ class Decoder(nnx.Module):
         if self.config.sliding_window is not None:
             mask = mask & ((q_slots[:, None] - k_slots[None, :]) < self.config.sliding_window)[None]
         with jax.named_scope("rope"):
-            cos, sin = _rope_tables_once(self.config, positions)
+            cos, sin = rope_tables_once(self.config, positions)
         with jax.named_scope("embed"):
             x = jnp.take(self.embed_tokens.get_value(), input_ids, axis=0)
         keys, values = [], []
         for i, layer in enumerate(self.layers):
             cache_kv = None if cache is None else (cache.keys[i], cache.values[i])
             with jax.named_scope(f"layer_{i}"):
-                x, new_kv = layer(x, cos, sin, mask, cache_kv, index)
+                x, new_kv = layer(x, cos, sin, mask, cache_kv, index, None if stacked is None else stacked.layers[i])
             if new_kv is not None:
                 keys.append(new_kv[0])
                 values.append(new_kv[1])
@@ -357,9 +492,9 @@ class Decoder(nnx.Module):
         return hidden, KVCache(keys=tuple(keys), values=tuple(values), key_mask=key_mask, index=index + t)
 
     def __call__(self, input_ids: Array, attention_mask: Array | None = None, positions: Array | None = None,
-                 cache: KVCache | None = None):
-        hidden, new_cache = self.hidden_states(input_ids, attention_mask, positions, cache)
-        logits = self.logits_from_hidden(hidden)
+                 cache: KVCache | None = None, stacked: StackedWeights | None = None):
+        hidden, new_cache = self.hidden_states(input_ids, attention_mask, positions, cache, stacked)
+        logits = self.logits_from_hidden(hidden, stacked)
         return logits if cache is None else (logits, new_cache)
 
 
