@@ -6,9 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from read_jax.distill.losses import (
-    IGNORE_INDEX, HiddenTeacher, LossConfig, kd_loss, kd_loss_from_hidden, sparse_topk_kl_terms, token_mask,
-)
+from read_jax.distill.chunked import HiddenTeacher, kd_loss_from_hidden
+from read_jax.distill.losses import IGNORE_INDEX, LossConfig, kd_loss, sparse_topk_kl_terms, token_mask
 from read_jax.errors import ReadJaxError
 
 B, T, D, V = 2, 11, 8, 23

@@ -44,14 +44,15 @@ def main(argv: list[str]) -> int:
     import jax
     import jax.numpy as jnp
 
-    from read_jax.distill.losses import HiddenTeacher, LossConfig, kd_loss, kd_loss_from_hidden
+    from read_jax.distill.chunked import HiddenTeacher, kd_loss_from_hidden
+    from read_jax.distill.losses import LossConfig, kd_loss
 
     b, t, d, v = args.batch, args.tokens, args.hidden, args.vocab
     f32 = jnp.float32
     shapes = dict(h=jax.ShapeDtypeStruct((b, t, d), f32), w=jax.ShapeDtypeStruct((d, v), f32),
                   th=jax.ShapeDtypeStruct((b, t, d), f32), tw=jax.ShapeDtypeStruct((d, v), f32),
                   labels=jax.ShapeDtypeStruct((b, t), jnp.int32), mask=jax.ShapeDtypeStruct((b, t), f32))
-    from read_jax.distill.losses import auto_chunk
+    from read_jax.distill.chunked import auto_chunk
 
     chunk = auto_chunk(b, t, v) if args.chunk == "auto" else int(args.chunk)
     cfg = LossConfig(ce=1.0, kl=1.0, temperature=1.0, chunk_size=chunk)

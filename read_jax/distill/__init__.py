@@ -23,9 +23,8 @@ state = {"params": distiller.params, "opt_state": distiller.opt_state, "budget":
 
 from read_jax.distill.batching import Batch, TokenExample, bucket_length, collate, make_batches
 from read_jax.distill.budget import ACCOUNTINGS, BudgetExceeded, TokenBudget
-from read_jax.distill.losses import (
-    IGNORE_INDEX, HiddenTeacher, LossConfig, check_vocab, kd_loss, kd_loss_from_hidden, token_mask,
-)
+from read_jax.distill.chunked import HiddenTeacher, kd_loss_from_hidden
+from read_jax.distill.losses import IGNORE_INDEX, LossConfig, check_vocab, kd_loss, token_mask
 from read_jax.distill.train_step import (
     Distiller, OptimizerConfig, add_metrics, make_loss_fn, make_optimizer, make_train_step, optimizer_step,
     summarize,

@@ -21,14 +21,9 @@ Terms (per token, before masking):
 - ``logit_mse``    mean over the vocabulary of ((s − mean s) − (t − mean t))², i.e. matching
                    centred logits (logits are only defined up to a constant per token).
 
-Two evaluation paths give the same numbers (tested):
-- dense: `kd_loss` on full ``[B, T, V]`` logits;
-- chunked: `kd_loss_from_hidden` on hidden states ``[B, T, D]`` and the output kernel
-  ``[D, V]``, scanning over chunks of tokens so ``[B, T, V]`` never exists.  Two
-  implementations: ``"remat"`` (lax.scan over a ``jax.checkpoint``-ed chunk; the backward
-  recomputes each chunk's logits) and ``"fused"`` (the default: a custom VJP whose forward scan
-  also computes the chunk's gradient with respect to hidden states and kernel, so the
-  vocabulary matmul runs 3 times per step instead of 4 and nothing is recomputed).
+Two evaluation paths give the same numbers (tested): dense, `kd_loss` on full ``[B, T, V]``
+logits (here), and chunked, `read_jax.distill.chunked.kd_loss_from_hidden` on hidden states and
+the output kernel, so ``[B, T, V]`` never exists.
 """
 
 from __future__ import annotations
@@ -40,7 +35,6 @@ from typing import Any, Union
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from read_jax.errors import ReadJaxError
 
@@ -51,14 +45,6 @@ ScalarOrSchedule = Union[float, Schedule]
 
 IGNORE_INDEX = -100
 TERMS = ("ce", "kl", "reverse_kl", "topk_kl", "logit_mse")
-AUTO_CHUNK_FLOATS = 1 << 24
-
-
-def auto_chunk(batch: int, seq: int, vocab: int) -> int:
-    """Largest power of two ≤ ``seq`` with ``batch · chunk · vocab ≤ AUTO_CHUNK_FLOATS`` (at least 1)."""
-    fit = max(1, AUTO_CHUNK_FLOATS // max(1, batch * vocab))
-    return max(1, min(seq, 1 << (fit.bit_length() - 1)))
-
 
 # ----------------------------------------------------------------------------- config
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +58,7 @@ class LossConfig:
     ``chunk_size``: sequence positions per chunk of the chunked path (each chunk holds
     [B, chunk_size, V] logits; used by the train step, which then computes the loss from hidden
     states); ``"auto"`` (default) picks the largest power of two (≤ T) keeping one chunk's
-    logits within `AUTO_CHUNK_FLOATS` floats (64 MiB in float32); ``None`` materialises full
+    logits within `chunked.AUTO_CHUNK_FLOATS` floats (64 MiB in float32); ``None`` materialises full
     [B, T, V] logits (dense path).
     ``chunk_impl``: ``"fused"`` (gradient computed in the forward scan) or ``"remat"``.
     ``tail_bucket``: sparse top-k KL convention (see `sparse_topk_kl_terms`).
@@ -307,7 +293,7 @@ def sparse_topk_kl_terms(student_logits: Array, topk_ids: Array, topk_logprobs: 
 
 # ----------------------------------------------------------------------------- combination
 @dataclasses.dataclass(frozen=True)
-class _Signals:
+class Signals:
     """Per-token inputs of one chunk (or the whole batch), flattened to [N, ...]."""
 
     labels: Array
@@ -317,7 +303,7 @@ class _Signals:
     topk_logprobs: Array | None = None
 
 
-def _term_sums(config: LossConfig, s_logits: Array, sig: _Signals, temperature: Array) -> dict[str, Array]:
+def term_sums(config: LossConfig, s_logits: Array, sig: Signals, temperature: Array) -> dict[str, Array]:
     """Masked sums of every per-token term the config uses (and its companion metrics)."""
     out: dict[str, Array] = {}
     m = sig.mask
@@ -342,7 +328,7 @@ def _weighted(sums: Mapping[str, Array], weights: Mapping[str, Array]) -> Array:
     return sum(weights[t] * sums[t] for t in weights)
 
 
-def _finish(config: LossConfig, sums: Mapping[str, Array], count: Array, step: Any,
+def finish(config: LossConfig, sums: Mapping[str, Array], count: Array, step: Any,
             temperature: Array, loss: Array | None = None) -> tuple[Array, Metrics]:
     weights = config.weights_at(step)
     denom = jnp.maximum(count, 1.0)
@@ -357,7 +343,7 @@ def _finish(config: LossConfig, sums: Mapping[str, Array], count: Array, step: A
 
 
 def _flat_signals(labels: Array, mask: Array, teacher_logits: Array | None, topk_ids: Array | None,
-                  topk_logprobs: Array | None) -> _Signals:
+                  topk_logprobs: Array | None) -> Signals:
     n = labels.size
 
     def flat(x, trailing):
@@ -368,11 +354,11 @@ def _flat_signals(labels: Array, mask: Array, teacher_logits: Array | None, topk
     lp = flat(topk_logprobs, 1)
     if lp is not None:
         lp = jnp.where(keep[:, None], lp.astype(jnp.float32), 0.0)
-    return _Signals(labels=jnp.where(keep, labels.reshape(n), 0), mask=mask.reshape(n).astype(jnp.float32),
+    return Signals(labels=jnp.where(keep, labels.reshape(n), 0), mask=mask.reshape(n).astype(jnp.float32),
                     teacher_logits=flat(teacher_logits, 1), topk_ids=flat(topk_ids, 1), topk_logprobs=lp)
 
 
-def _check_inputs(config: LossConfig, vocab: int, teacher_vocab: int | None, topk_ids: Array | None) -> None:
+def check_inputs(config: LossConfig, vocab: int, teacher_vocab: int | None, topk_ids: Array | None) -> None:
     if config.needs_teacher_logits:
         if teacher_vocab is None:
             raise ReadJaxError("the loss config uses kl / reverse_kl / logit_mse: teacher logits (or a teacher "
@@ -388,225 +374,10 @@ def kd_loss(config: LossConfig, student_logits: Array, labels: Array, mask: Arra
             teacher_logits: Array | None = None, topk_ids: Array | None = None,
             topk_logprobs: Array | None = None, step: Any = 0) -> tuple[Array, Metrics]:
     """Dense weighted loss on full logits ``[B, T, V]``; ``mask`` from `token_mask`."""
-    _check_inputs(config, student_logits.shape[-1],
+    check_inputs(config, student_logits.shape[-1],
                   None if teacher_logits is None else teacher_logits.shape[-1], topk_ids)
     temperature = config.temperature_at(step)
     v = student_logits.shape[-1]
     sig = _flat_signals(labels, mask, teacher_logits, topk_ids, topk_logprobs)
-    sums = _term_sums(config, student_logits.reshape(-1, v), sig, temperature)
-    return _finish(config, sums, jnp.sum(sig.mask), step, temperature)
-
-
-# ----------------------------------------------------------------------------- chunked path
-@dataclasses.dataclass(frozen=True)
-class HiddenTeacher:
-    """A teacher given as final hidden states [B, T, Dt] and its output kernel [Dt, V]."""
-
-    hidden: Array
-    kernel: Array
-
-
-def _seq_chunks(chunk: int, *arrays):
-    """[B, T, ...] arrays (or None) -> [C, B, chunk, ...], T padded to a multiple of ``chunk``.
-
-    Chunks run along the sequence and keep the batch axis whole, so a batch sharded over the
-    mesh's data axes stays sharded inside every chunk (no resharding of activations).
-    """
-    out = []
-    for x in arrays:
-        if x is None:
-            out.append(None)
-            continue
-        b, t = x.shape[:2]
-        c = -(-t // chunk)
-        if c * chunk != t:
-            x = jnp.pad(x, [(0, 0), (0, c * chunk - t)] + [(0, 0)] * (x.ndim - 2))
-        out.append(jnp.moveaxis(x.reshape(b, c, chunk, *x.shape[2:]), 1, 0))
-    return out
-
-
-def _chunk_logits(h: Array, kernel: Array) -> Array:
-    return jnp.dot(h, kernel, preferred_element_type=jnp.float32)
-
-
-def kd_loss_from_hidden(config: LossConfig, hidden: Array, kernel: Array, labels: Array, mask: Array, *,
-                        teacher: HiddenTeacher | None = None, teacher_logits: Array | None = None,
-                        topk_ids: Array | None = None, topk_logprobs: Array | None = None,
-                        step: Any = 0, chunk_size: int | str | None = None, impl: str | None = None
-                        ) -> tuple[Array, Metrics]:
-    """The same loss as `kd_loss`, from student hidden states [B, T, D] and kernel [D, V].
-
-    The sequence is processed ``chunk_size`` positions at a time (all rows of the batch
-    together; default ``config.chunk_size``; ``"auto"`` see `LossConfig`; ``None`` falls back to
-    dense logits): logits exist for one [B, chunk, V] slice at a time.  The teacher is either
-    hidden states + kernel (`HiddenTeacher`, its logits also computed chunk by chunk), full
-    logits, or cached top-k.  Gradients flow to ``hidden`` and ``kernel`` only.
-    """
-    v = kernel.shape[-1]
-    teacher_vocab = None
-    if teacher is not None:
-        teacher_vocab = teacher.kernel.shape[-1]
-    elif teacher_logits is not None:
-        teacher_vocab = teacher_logits.shape[-1]
-    _check_inputs(config, v, teacher_vocab, topk_ids)
-    chunk = config.chunk_size if chunk_size is None else chunk_size
-    if chunk == "auto":
-        chunk = auto_chunk(labels.shape[0], labels.shape[-1], kernel.shape[-1])
-    impl = config.chunk_impl if impl is None else impl
-    temperature = config.temperature_at(step)
-    if chunk is None:
-        t_logits = teacher_logits
-        if teacher is not None and config.needs_teacher_logits:
-            t_logits = _chunk_logits(teacher.hidden.reshape(-1, teacher.hidden.shape[-1]), teacher.kernel)
-        logits = _chunk_logits(hidden.reshape(-1, hidden.shape[-1]), kernel)
-        return kd_loss(config, logits, labels.reshape(-1), mask.reshape(-1), teacher_logits=t_logits,
-                       topk_ids=topk_ids, topk_logprobs=topk_logprobs, step=step)
-
-    if hidden.ndim != 3 or labels.shape != hidden.shape[:2]:
-        raise ReadJaxError(f"chunked loss needs hidden [B, T, D] and labels [B, T], got {hidden.shape} and "
-                           f"{labels.shape}")
-    bsz, seq = labels.shape
-    # garbage at masked positions is replaced before any math (as in the dense path)
-    mask = mask.astype(jnp.float32)
-    keep = mask > 0
-    labels = jnp.where(keep, labels, 0)
-    if topk_logprobs is not None:
-        topk_logprobs = jnp.where(keep[..., None], topk_logprobs.astype(jnp.float32), 0.0)
-    count = jnp.sum(mask)
-    t_hidden = None
-    # per-call constants of every chunk, passed explicitly (no closed-over tracers)
-    const: dict[str, Any] = {"temperature": jax.lax.stop_gradient(temperature)}
-    if teacher is not None and config.needs_teacher_logits:
-        t_hidden = jax.lax.stop_gradient(teacher.hidden)
-        const["t_kernel"] = jax.lax.stop_gradient(teacher.kernel)
-    chunk = min(int(chunk), seq)
-    h_c, lab_c, m_c, tl_c, ids_c, lp_c, th_c = _seq_chunks(
-        chunk, hidden, labels, mask, teacher_logits, topk_ids, topk_logprobs, t_hidden)
-    xs = dict(h=h_c, labels=lab_c, mask=m_c, tl=tl_c, ids=ids_c, lp=lp_c, th=th_c)
-    xs = {k: x for k, x in xs.items() if x is not None}
-
-    def chunk_terms(s_logits, x, c):
-        """Term sums of one chunk from its flat student logits [B*chunk, V]."""
-        n = x["labels"].size
-        flat = {k: v.reshape(n, *v.shape[2:]) for k, v in x.items() if k != "h"}
-        tl = flat.get("tl")
-        if "th" in flat:
-            tl = _chunk_logits(flat["th"], c["t_kernel"])
-        csig = _Signals(labels=flat["labels"], mask=flat["mask"], teacher_logits=tl, topk_ids=flat.get("ids"),
-                        topk_logprobs=flat.get("lp"))
-        return _term_sums(config, s_logits, csig, c["temperature"])
-
-    def chunk_sums(kern, x, c):
-        h = x["h"]
-        return chunk_terms(_chunk_logits(h.reshape(-1, h.shape[-1]), kern), x, c)
-
-    weights = config.weights_at(step)
-    denom = jnp.maximum(count, 1.0)
-    if impl not in ("fused", "remat"):
-        raise ReadJaxError(f"chunked loss impl must be 'fused' or 'remat', got {impl!r}")
-    if impl == "remat":
-        sums = _scan_remat(chunk_sums, kernel, xs, const)
-        return _finish(config, sums, count, step, temperature)
-    const["scale"] = jax.lax.stop_gradient(jax.tree.map(lambda w: w / denom, weights))
-    loss, sums = _fused_total(chunk_terms, kernel, xs, const)
-    return _finish(config, sums, count, step, temperature, loss=loss)
-
-
-def _zeros_like_out(fn, *args):
-    """Zeros shaped like ``fn(kernel, xs[0], const)`` (the per-chunk output)."""
-    x0 = [jax.tree.map(lambda a: a[0], a) if i == 1 else a for i, a in enumerate(args)]
-    return jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, *x0))
-
-
-def _scan_remat(chunk_sums, kernel: Array, xs: dict[str, Array], const: dict[str, Array]) -> dict[str, Array]:
-    body = jax.checkpoint(chunk_sums)
-
-    def step(acc, x):
-        return jax.tree.map(jnp.add, acc, body(kernel, x, const)), None
-
-    sums, _ = jax.lax.scan(step, _zeros_like_out(chunk_sums, kernel, xs, const), xs)
-    return sums
-
-
-def _fused_total(chunk_terms, kernel: Array, xs: dict[str, Array], const: dict[str, Any]
-                 ) -> tuple[Array, dict[str, Array]]:
-    """``(Σ_t scale_t · sums_t, sums)`` whose gradient w.r.t. kernel and hidden is made in the forward scan.
-
-    Per chunk: logits = h @ W; the gradient of the chunk's weighted terms w.r.t. its logits
-    (elementwise autodiff, the logits still in cache); then dh = g @ Wᵀ and dW += hᵀ @ g with
-    hᵀ materialised first (XLA:CPU runs the transposed-LHS weight-gradient matmul
-    [D, n] x [n, V] through a slow generic path otherwise: 48 vs 25 ms for D 256, n 2048,
-    V 2048 on one core).  The logits die with the chunk; the backward only scales the
-    stored gradients by the incoming cotangent of the total.  The sums are metrics: their
-    cotangent is ignored.  Only ``kernel`` and ``xs["h"]`` get gradients.  A chunk without
-    any loss token (all prompt or padding, common at the end of right-padded buckets) is
-    skipped at run time (``lax.cond``): no logits, no gradient matmuls.
-    """
-    names = tuple(sorted(const["scale"]))
-
-    def weighted(s_logits, x, c):
-        out = chunk_terms(s_logits, x, c)
-        return sum(c["scale"][t] * out[t] for t in names), out
-
-    def flat_h(x):
-        h = x["h"]
-        return h.reshape(-1, h.shape[-1])
-
-    def zeros_out(kernel, xs):
-        x0 = jax.tree.map(lambda a: a[0], xs)
-        return jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
-                            jax.eval_shape(lambda x: weighted(_chunk_logits(flat_h(x), kernel), x, const), x0))
-
-    def forward(kernel, xs, const):
-        zeros = zeros_out(kernel, xs)
-
-        def step(acc, x):
-            # chunks without a single loss token (prompt-only, padding) are skipped
-            out = jax.lax.cond(jnp.any(x["mask"] > 0),
-                               lambda: weighted(_chunk_logits(flat_h(x), kernel), x, const), lambda: zeros)
-            return jax.tree.map(jnp.add, acc, out), None
-
-        acc, _ = jax.lax.scan(step, zeros, xs)
-        return acc
-
-    def fwd(kernel, xs, const):
-        zeros = zeros_out(kernel, xs)
-
-        def chunk_grad(x):
-            h = flat_h(x)
-            logits = _chunk_logits(h, kernel)
-            total, pullback, out = jax.vjp(lambda lg: weighted(lg, x, const), logits, has_aux=True)
-            (g_logits,) = pullback(jnp.ones((), total.dtype))
-            gk = jnp.dot(jax.lax.optimization_barrier(h.T), g_logits.astype(h.dtype),
-                         preferred_element_type=jnp.float32)
-            gh = jnp.dot(g_logits.astype(kernel.dtype), kernel.T, preferred_element_type=jnp.float32)
-            return (total, out), gk, gh.reshape(x["h"].shape)
-
-        def skip(x):
-            return zeros, jnp.zeros(kernel.shape, jnp.float32), jnp.zeros(x["h"].shape, jnp.float32)
-
-        def step(carry, x):
-            acc, g_kernel = carry
-            # chunks without a single loss token (prompt-only, padding) are skipped
-            res, gk, gh = jax.lax.cond(jnp.any(x["mask"] > 0), chunk_grad, skip, x)
-            return (jax.tree.map(jnp.add, acc, res), g_kernel + gk), gh
-
-        (acc, g_kernel), g_h = jax.lax.scan(step, (zeros, jnp.zeros(kernel.shape, jnp.float32)), xs)
-        return acc, (g_kernel, g_h, xs, const)
-
-    def bwd(res, ct):
-        g_kernel, g_h, xs, const = res
-        g = ct[0]
-        g_xs = jax.tree.map(_zero_cotangent, xs)
-        g_xs["h"] = (g * g_h).astype(xs["h"].dtype)
-        return (g * g_kernel).astype(kernel.dtype), g_xs, jax.tree.map(_zero_cotangent, const)
-
-    f = jax.custom_vjp(forward)
-    f.defvjp(fwd, bwd)
-    return f(kernel, xs, const)
-
-
-def _zero_cotangent(x: Array) -> Any:
-    if jnp.issubdtype(x.dtype, jnp.inexact):
-        return jnp.zeros_like(x)
-    return np.zeros(x.shape, jax.dtypes.float0)
+    sums = term_sums(config, student_logits.reshape(-1, v), sig, temperature)
+    return finish(config, sums, jnp.sum(sig.mask), step, temperature)
