@@ -74,6 +74,22 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _merge(section: Any, data: dict[str, Any], field: str) -> Any:
+    """A nested mapping applied onto its section's default, so ``train: {optimizer: {warmup_steps: 2}}``
+    keeps the loop's own optimizer defaults rather than the optimizer class's."""
+    for key, value in data.items():
+        section = _set(section, [key], value, f"{field}.{key}")
+    return section
+
+
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build ``cls`` from a nested dict, rejecting unknown keys by name."""
     hints = _hints(cls)
@@ -81,7 +97,9 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ReadJaxError(f"unknown config field {prefix + unknown[0]!r}")
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    defaults = {f.name: _default(f) for f in dataclasses.fields(cls)}
+    kwargs = {k: _merge(defaults[k], v, prefix + k) if isinstance(v, dict) and dataclasses.is_dataclass(defaults[k])
+              else _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as err:
@@ -107,6 +125,8 @@ def _set(config: Any, path: list[str], value: Any, full: str) -> Any:
         raise ReadJaxError(f"unknown config field {full!r}")
     if len(path) > 1:
         new = _set(getattr(config, path[0]), path[1:], value, full)
+    elif isinstance(value, dict) and dataclasses.is_dataclass(getattr(config, path[0])):
+        new = _merge(getattr(config, path[0]), value, full)
     else:
         new = _coerce(value, _hints(type(config))[path[0]], full)
     return dataclasses.replace(config, **{path[0]: new})

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from read_jax.distill.train_step import OptimizerConfig
 from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, TrainConfig
 
 # The default task: a workload of code and tool-use requests (true r: code 0.6, tool_use 0.4, hidden
@@ -29,7 +30,7 @@ TASK = "dev_assistant"
 FULL = LoopConfig(
     task=TASK, budget_tokens=400_000, intervals=12, probes_per_capability=32, dev_every=0.25,
     generation=GenerationConfig(max_new_tokens=24, prompts_per_call=64),  # the longest answer + eos is 20
-    train=TrainConfig(rows=32, learning_rate=3e-4, warmup_steps=10),
+    train=TrainConfig(rows=32, optimizer=OptimizerConfig(learning_rate=3e-4, weight_decay=0.0, warmup_steps=10)),
     bandit=BanditConfig(),
 )
 QUICK = dataclasses.replace(FULL, budget_tokens=80_000, intervals=6, probes_per_capability=8, dev_every=0.5)

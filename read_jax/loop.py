@@ -47,6 +47,7 @@ from read_jax.checkpoint import RunCheckpointer
 from read_jax.config import to_dict
 from read_jax.distill.batching import TokenExample, make_batches
 from read_jax.distill.budget import TokenBudget
+from read_jax.distill.chunked import use_chunked
 from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax import faults
@@ -86,25 +87,39 @@ class GenerationConfig:
             raise ReadJaxError("generation.temperature must be >= 0 and generation.top_p in (0, 1]")
 
 
+def _loop_optimizer() -> OptimizerConfig:
+    """AdamW at 1e-3 without weight decay: short distillations from a pretrained student, where
+    decaying every matrix toward zero would undo what it knows faster than the budget teaches."""
+    return OptimizerConfig(learning_rate=1e-3, weight_decay=0.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Student updates on (prompt, teacher answer) pairs: token-level CE (ReAD's objective)."""
+    """Student updates on (prompt, teacher answer) pairs: rows per update, the longest sequence,
+    and the distillation step's own configs -- `OptimizerConfig` (learning rate, warm-up over the
+    run's first updates, clipping, ...) and `LossConfig` (token-level CE, ReAD's objective; a
+    ``kl`` weight > 0 adds forward KL to the teacher's logits, computed in the step).
+
+    The loss's ``chunk_size: auto`` takes the chunked path (`distill.chunked`) only when a
+    batch's full logits would not fit one chunk (`chunked.use_chunked`, e.g. SmolLM2's 49k
+    vocabulary) and the dense path otherwise.  A fresh Adam's first steps move every weight by
+    about ±learning_rate whatever its gradient, which wipes out much of what a small student
+    knows: ``optimizer.warmup_steps`` ramps the rate up linearly instead.
+    """
 
     rows: int = 32
-    learning_rate: float = 1e-3
-    # linear warmup over the run's first updates: a fresh Adam's first steps move every weight by about
-    # ±learning_rate whatever its gradient, which wipes out much of what a small student knows
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
     max_length: int = 128
-    kl_weight: float = 0.0  # > 0 adds forward KL to the teacher's logits (logit KD option)
-    temperature: float = 1.0
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=_loop_optimizer)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
-        if self.rows < 1 or self.learning_rate <= 0 or self.max_length < 8 or self.warmup_steps < 0:
-            raise ReadJaxError("train.rows >= 1, train.learning_rate > 0, train.max_length >= 8 and "
-                               "train.warmup_steps >= 0 are required")
+        if self.rows < 1 or self.max_length < 8:
+            raise ReadJaxError("train.rows >= 1 and train.max_length >= 8 are required")
+        if not callable(self.optimizer.learning_rate) and self.optimizer.learning_rate <= 0:
+            raise ReadJaxError(f"train.optimizer.learning_rate must be > 0, got {self.optimizer.learning_rate}")
+        if self.loss.needs_topk:
+            raise ReadJaxError("train.loss.topk_kl: the loop trains on the teacher's text and logits; it does not "
+                               "capture top-k log-probs (use kl)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,15 +250,17 @@ class ReadRun:
         self.probes = probes or build_probe_suite(components, config, config.seed)
         self.prompt_sampler = components.source.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
         self.teacher_sampler = Sampler(components.teacher, components.mesh)  # fixed: split and laid out once per run
-        loss = LossConfig(ce=1.0, kl=config.train.kl_weight, temperature=config.train.temperature, chunk_size=None)
-        optimizer = OptimizerConfig(learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
-                                    max_grad_norm=config.train.max_grad_norm, warmup_steps=config.train.warmup_steps)
-        teacher = components.teacher if config.train.kl_weight > 0 else None
+        train = config.train
+        loss = train.loss
+        if loss.chunk_size == "auto" and not use_chunked(train.rows, train.max_length,
+                                                          components.student.config.vocab_size):
+            loss = dataclasses.replace(loss, chunk_size=None)
+        teacher = components.teacher if loss.needs_teacher_logits else None
         # a private copy: the train step donates the student's buffers, and the caller's initial
         # student may seed several runs (one per policy)
         graphdef, state = nnx.split(components.student)
         student = nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
-        self.distiller = Distiller(student, teacher=teacher, loss_config=loss, optimizer_config=optimizer,
+        self.distiller = Distiller(student, teacher=teacher, loss_config=loss, optimizer_config=train.optimizer,
                                    mesh=components.mesh)
         b = config.bandit
         kwargs = dict(policy_kwargs or {})
@@ -542,7 +559,7 @@ class ReadRun:
                 raise NumericalFault(
                     self._fault_where() + f"{name} is {value} at optimizer step {self.distiller.step_count - 1}, "
                     f"batch {batch_index} of the interval; resume with --resume DIR and a changed setting, "
-                    "e.g. loop.train.learning_rate=...")
+                    "e.g. loop.train.optimizer.learning_rate=...")
 
     # -- results -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

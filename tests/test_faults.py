@@ -45,7 +45,7 @@ loop:
   probes_per_capability: 3
   dev_every: 0.5
   generation: {{max_new_tokens: 8, prompts_per_call: 16, keep_unfinished: true}}
-  train: {{rows: 8, warmup_steps: 2}}
+  train: {{rows: 8, optimizer: {{warmup_steps: 2}}}}
 """
 
 # wall-clock fields: the only things allowed to differ between an interrupted and a clean run
@@ -207,9 +207,9 @@ def test_nan_stops_the_run_and_resume_with_a_change_continues(reference, tmp_pat
     assert step == len(history) == meta["t"] >= 1  # the last good interval is on disk, nothing after it
     assert all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f")
     assert not (out / "run.lock").exists()
-    resumed = _cli(["--resume", str(out), "loop.train.learning_rate=0.0005"])
+    resumed = _cli(["--resume", str(out), "loop.train.optimizer.learning_rate=0.0005"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "loop.train.learning_rate changed from 0.001 to 0.0005" in resumed.stderr
+    assert "loop.train.optimizer.learning_rate changed from 0.001 to 0.0005" in resumed.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["loop"]["train"]["learning_rate"] == 0.0005
     assert report["policies"]["read"]["intervals"] == 3

@@ -40,9 +40,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from read_jax import backend
-from read_jax.distill.losses import (
-    HiddenTeacher, LossConfig, Metrics, check_topk_ids, check_vocab, kd_loss, kd_loss_from_hidden, token_mask,
-)
+from read_jax.distill.chunked import HiddenTeacher, kd_loss_from_hidden
+from read_jax.distill.losses import LossConfig, Metrics, check_topk_ids, check_vocab, kd_loss, token_mask
 from read_jax.distributed import to_host
 from read_jax.errors import ReadJaxError
 from read_jax.sharding import BATCH_AXES, make_mesh, place, state_shardings
@@ -78,6 +77,10 @@ class OptimizerConfig:
     accumulation_steps: int = 1
 
     def __post_init__(self) -> None:
+        if not callable(self.learning_rate) and not self.learning_rate >= 0:
+            raise ReadJaxError(f"optimizer learning_rate must be >= 0, got {self.learning_rate}")
+        if self.warmup_steps < 0:
+            raise ReadJaxError(f"optimizer warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.schedule not in ("constant", "cosine", "linear"):
             raise ReadJaxError(f"optimizer schedule must be constant / cosine / linear, got {self.schedule!r}")
         if self.schedule != "constant" and not callable(self.learning_rate) and not self.decay_steps:
@@ -253,7 +256,7 @@ class Distiller:
       as floats: token-weighted means for loss terms, totals for ``tokens/*``.
     The teacher is never donated, never updated and never part of the state.
     ``compiler_options``: XLA options for the step (e.g. ``{"xla_backend_optimization_level": 0}``
-    compiles tiny test models ~3x faster on CPU).
+    compiles tiny test models faster on CPU).
     """
 
     def __init__(self, student: nnx.Module, teacher: nnx.Module | None = None,
