@@ -19,9 +19,8 @@ Why the figures are what they are:
   table (`read_jax.sharding`).  Activations and generation workspace are XLA's memory
   analysis (temp bytes) of the compiled programs: XLA:CPU's, with XLA:CPU's scheduler, which
   is what this machine has.  XLA:CPU computes bfloat16 matmuls in float32 and keeps float32
-  copies of the weights they read (measured: 2.11 GB per layer for an 8B-wide student
-  layer at 2,048 tokens in bf16, against 1.56 GB in float32), which no TPU / GPU program
-  does; so a bfloat16 plan compiles the float32 program and halves its temp bytes.
+  copies of the weights they read (more temp bytes in bf16 than in float32,
+  docs/benchmarks.md), which no TPU / GPU program does; so a bfloat16 plan compiles the float32 program and halves its temp bytes.
 - FLOPs.  XLA's cost analysis counts a while loop's body once, and the chunked loss is a
   ``lax.scan``: FLOPs are counted on the step with the loss in a single chunk (the same
   matmuls, no loop), from the unpartitioned module, next to the analytic 6·N (student

@@ -199,7 +199,7 @@ _lower_t_sequential = jax.custom_batching.sequential_vmap(_lower_t)
 
 def solve_lower(chol: Array, rhs: Array) -> Array:
     """L^{-1} rhs.  On CPU, under vmap this loops over the batch (LAPACK trsm per item): XLA's batched
-    TriangularSolve on CPU is ~50x slower, and the simulator vmaps over seeds (`read_jax.backend`)."""
+    TriangularSolve on CPU is far slower, and the simulator vmaps over seeds (`read_jax.backend`)."""
     return (_lower_sequential if backend.sequential_solves() else _lower)(chol, rhs)
 
 

@@ -1,12 +1,10 @@
 """CPU runtime setting that matters for training steps on XLA:CPU: keep freed memory mapped.
 
-XLA:CPU allocates one temp buffer per execution of a compiled step (343 MB for the kd-step
-benchmark's model: 4 layers, batch 8 × 256, vocab 2048) and frees it at the end.  With glibc's
-default malloc that buffer is mmap-ed and unmapped every step, so every page of it is
-first-touch page-faulted again on every step: 88 k faults per step here, about 170 ms of
-CPU time in this VM (2.6 ns per float written vs 0.6 ns into a mapped page).  With one
-malloc arena, no mmap for large blocks and no trimming, the memory is reused and a step
-page-faults 0 times (measured: 0.92 -> 0.75 s CPU per step).
+XLA:CPU allocates one temp buffer per execution of a compiled step (hundreds of MB for a
+small model's KD step) and frees it at the end.  With glibc's default malloc that buffer is
+mmap-ed and unmapped every step, so every page of it is first-touch page-faulted again on
+every step.  With one malloc arena, no mmap for large blocks and no trimming, the memory is
+reused and a step page-faults 0 times (docs/benchmarks.md has the measurement).
 
 glibc reads these variables at process start, so they must be in the environment of a new
 process (``env = {**os.environ, **RETAIN_MALLOC_ENV}``; or export them in the shell before

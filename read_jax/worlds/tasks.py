@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping
 
-import numpy as np
 
 from read_jax.errors import ReadJaxError
 from read_jax.worlds.data import ATTRIBUTES, DAYS, OP_WORDS, UNITS, WorldData
