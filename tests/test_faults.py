@@ -211,5 +211,5 @@ def test_nan_stops_the_run_and_resume_with_a_change_continues(reference, tmp_pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "loop.train.optimizer.learning_rate changed from 0.001 to 0.0005" in resumed.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["config"]["loop"]["train"]["learning_rate"] == 0.0005
+    assert report["config"]["loop"]["train"]["optimizer"]["learning_rate"] == 0.0005
     assert report["policies"]["read"]["intervals"] == 3

@@ -58,7 +58,7 @@ def _write_config(root: Path) -> Path:
         # sampled answers (temperature > 0) from random models rarely end with eos: keep them, so the
         # student trains on every one (~1200 tokens, a few steps per interval)
         "loop": {"task": "dev_assistant", "budget_tokens": 2000, "intervals": 2, "probes_per_capability": 2,
-                 "dev_every": 1.0, "train": {"rows": 8, "warmup_steps": 1},
+                 "dev_every": 1.0, "train": {"rows": 8, "optimizer": {"warmup_steps": 1}},
                  "generation": {"max_new_tokens": 8, "prompts_per_call": 16, "temperature": 0.7,
                                 "keep_unfinished": True}},
         "policies": list(POLICIES), "requirement": "uniform", "eval_split": "dev",

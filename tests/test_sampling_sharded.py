@@ -1,6 +1,5 @@
 """Sharded generation (8 fake CPU devices) equals unsharded generation."""
 
-import jax
 import numpy as np
 import pytest
 
