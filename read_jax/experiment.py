@@ -266,7 +266,7 @@ class Experiment:
         for i, w in enumerate(allocations):
             run = ReadRun(dataclasses.replace(loop, seed=seed + 1 + i), components, directory / f"{i:02d}",
                           np.full(len(self.caps), 1 / len(self.caps)), probes=probes, progress=False,
-                          policy_kwargs={"allocation": tuple(w)})
+                          policy_kwargs={"allocation": tuple(w)}, dev_eval=False)
             if run.has_checkpoint():  # finished (or part-way) before an interruption
                 run.load()
             run.run()

@@ -35,6 +35,9 @@ def test_tiny_experiment_writes_the_report(tmp_path):
     assert set(saved["requirement"]) >= {"estimated", "true"}
     assert abs(sum(saved["requirement"]["estimated"]) - 1) < 1e-6
     assert len(saved["requirement"]["interventions"]) == 2
+    for pilot in (tmp_path / "interventions").iterdir():  # their ΔU is the experiment's own measurement
+        rows = [json.loads(line) for line in (pilot / "history.jsonl").read_text().splitlines()]
+        assert rows and all("dev_eval" not in r["timing"] and r["dev_utility"] is None for r in rows)
     assert set(saved["policies"]) == {"read", "uniform", "one_hot"}
     for name, p in saved["policies"].items():
         assert p["tokens_used"] <= 1500

@@ -109,8 +109,11 @@ class ReadRun:
 
     def __init__(self, config: LoopConfig, components: Components, run_dir: str | Path,
                  requirement: Sequence[float], probes: ProbeSuite | None = None, progress: bool = True,
-                 policy_kwargs: dict[str, Any] | None = None):
+                 policy_kwargs: dict[str, Any] | None = None, dev_eval: bool = True):
+        """``dev_eval`` False: no task scoring at dev checkpoints (short pilot runs whose utility the
+        experiment measures itself; the reward scale then stays 1)."""
         self.config, self.components = config, components
+        self.dev_eval = dev_eval
         self.caps = tuple(components.source.capabilities)
         self.requirement = np.asarray(requirement, np.float64)
         if self.requirement.shape != (len(self.caps),):
@@ -355,8 +358,8 @@ class ReadRun:
         return ds, proxy, reward
 
     def _dev_due(self) -> bool:
-        return (self.budget.progress + 1e-9 >= self.next_dev or self.t + 1 >= self.config.intervals
-                or self.budget.exhausted)
+        return self.dev_eval and (self.budget.progress + 1e-9 >= self.next_dev
+                                  or self.t + 1 >= self.config.intervals or self.budget.exhausted)
 
     def _dev_eval(self) -> float:
         """Task utility on the profiling split: recalibrates the reward scale and may shrink κ."""

@@ -50,10 +50,12 @@ class RMSNorm(nnx.Module):
         self.weight = nnx.Param(jnp.ones((dim,), dtype), logical_axes=("norm",))
         self.eps = eps
 
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, axis: int = -1) -> Array:
+        """Normalise over ``axis``: the features, last, or first in the feature-major CPU decode layout."""
         xf = x.astype(jnp.float32)
-        normed = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
-        return (normed * self.weight.get_value().astype(jnp.float32)).astype(x.dtype)
+        normed = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=axis, keepdims=True) + self.eps)
+        weight = self.weight.get_value().astype(jnp.float32)
+        return (normed * (weight if axis == -1 else weight[:, None])).astype(x.dtype)
 
 
 class Linear(nnx.Module):
@@ -299,7 +301,9 @@ class StackedWeights:
     With a handful of rows, ``x @ W`` is a skinny product dominated by re-reading (and
     re-packing) the weight for a few rows; ``W[out, in] @ x[in, rows]`` streams each weight
     row once against every row, and a stacked group reads its input once (docs/benchmarks.md
-    has the measurements).
+    has the measurements).  With these weights the forward pass keeps its residual stream
+    feature-major, [D, B·T], so no product's input or output is transposed except q / k / v
+    and the attention output (the per-head work stays batch-major).
     `backend.cpu_decode_layout` decides where this is built (a CPU host; never accelerator
     memory, where it would double the weights and the compiler picks operand layouts itself).
     """
@@ -318,24 +322,22 @@ class StackedWeights:
                    head=model.output_kernel().T)
 
 
-def left_product(w: Array, x: Array) -> Array:
-    """``x`` [..., in] times ``w`` [out, in] as ``w @ xᵀ`` -> [..., out].
-
-    The barrier keeps XLA from folding the output transpose into the product (which turns
-    ``W @ xᵀ`` back into the slow ``x @ Wᵀ`` form, see `StackedWeights`)."""
-    flat = x.reshape(-1, x.shape[-1])
-    y = jax.lax.optimization_barrier(w @ flat.T)
-    return jnp.transpose(y).reshape(*x.shape[:-1], w.shape[0])
+def rows(y: Array) -> Array:
+    """Feature-major [F, N] -> [N, F].  The barrier keeps XLA from folding the transpose into the
+    product that made ``y`` (which turns ``W @ x`` back into the slow ``xᵀ @ Wᵀ`` form)."""
+    return jnp.transpose(jax.lax.optimization_barrier(y))
 
 
 def project(x: Array, modules: tuple["Linear", ...], stacked: Array | None = None) -> tuple[Array, ...]:
-    """``x`` through each of ``modules`` (projections sharing an input); with ``stacked`` (their
-    kernels in the `StackedWeights` layout) as one left product, cut back into its parts."""
+    """``x`` through each of ``modules`` (projections sharing an input).
+
+    With ``stacked`` (their kernels in the `StackedWeights` layout) ``x`` is feature-major
+    [in, N] and so are the results, [out_i, N]: one left product, cut back into its parts."""
     if stacked is None:
         return tuple(m(x) for m in modules)
     sizes = [m.kernel.shape[1] for m in modules]
-    parts = jnp.split(left_product(stacked, x), list(itertools.accumulate(sizes))[:-1], axis=-1)
-    return tuple(p if m.bias is None else p + m.bias.get_value() for p, m in zip(parts, modules))
+    parts = jnp.split(stacked @ x, list(itertools.accumulate(sizes))[:-1], axis=0)
+    return tuple(p if m.bias is None else p + m.bias.get_value()[:, None] for p, m in zip(parts, modules))
 
 
 class Attention(nnx.Module):
@@ -356,9 +358,13 @@ class Attention(nnx.Module):
                  cache_kv: tuple[Array, Array] | None = None, index: Array | None = None,
                  stacked: tuple[Array, ...] | None = None) -> tuple[Array, tuple[Array, Array] | None]:
         """``cache_kv``: this layer's (keys, values) in the `KVCache` layout, written at slot
-        ``index`` and attended over; without one, the T tokens attend among themselves."""
-        b, t, _ = x.shape
+        ``index`` and attended over; without one, the T tokens attend among themselves.  With
+        ``stacked`` (the layer's `StackedWeights`) ``x`` and the result are feature-major [D, B*T];
+        the per-head work runs batch-major on the small q / k / v either way."""
+        b, t = mask.shape[:2]
         q, k, v = project(x, (self.q_proj, self.k_proj, self.v_proj), stacked and stacked[0])
+        if stacked is not None:
+            q, k, v = rows(q), rows(k), rows(v)
         q = q.reshape(b, t, self.num_heads, self.head_dim)
         k = k.reshape(b, t, self.num_kv_heads, self.head_dim)
         v = v.reshape(b, t, self.num_kv_heads, self.head_dim)
@@ -376,6 +382,8 @@ class Attention(nnx.Module):
             out = causal_attend(q, k, v, mask)
         else:
             out = attend(q, *cache_layout(k, v), mask)
+        if stacked is not None:
+            out = jnp.transpose(out.reshape(b * t, -1))
         (o,) = project(out, (self.o_proj,), stacked and stacked[1])
         return o, new_kv
 
@@ -410,12 +418,13 @@ class DecoderLayer(nnx.Module):
         return (a.q_proj, a.k_proj, a.v_proj), (a.o_proj,), (m.gate_proj, m.up_proj), (m.down_proj,)
 
     def __call__(self, x, cos, sin, mask, cache_kv=None, index=None, stacked=None):
+        axis = -1 if stacked is None else 0  # the feature axis: last, or first in the CPU decode layout
         # named scopes: a profile (xprof, perfetto) reads like this code
         with jax.named_scope("attention"):
-            attn_out, new_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, index, stacked)
+            attn_out, new_kv = self.self_attn(self.input_layernorm(x, axis), cos, sin, mask, cache_kv, index, stacked)
         x = x + attn_out
         with jax.named_scope("mlp"):
-            return x + self.mlp(self.post_attention_layernorm(x), stacked), new_kv
+            return x + self.mlp(self.post_attention_layernorm(x, axis), stacked), new_kv
 
 
 class Decoder(nnx.Module):
@@ -448,7 +457,8 @@ class Decoder(nnx.Module):
     def logits_from_hidden(self, hidden: Array, stacked: StackedWeights | None = None) -> Array:
         with jax.named_scope("lm_head"):
             if stacked is not None:
-                return left_product(stacked.head, hidden).astype(jnp.float32)
+                logits = rows(stacked.head @ jnp.transpose(hidden.reshape(-1, hidden.shape[-1])))
+                return logits.reshape(*hidden.shape[:-1], -1).astype(jnp.float32)
             kernel = self.output_kernel()
             flat = hidden.reshape(-1, hidden.shape[-1]) @ kernel
             return flat.reshape(*hidden.shape[:-1], kernel.shape[-1]).astype(jnp.float32)
@@ -478,6 +488,8 @@ class Decoder(nnx.Module):
             cos, sin = rope_tables_once(self.config, positions)
         with jax.named_scope("embed"):
             x = jnp.take(self.embed_tokens.get_value(), input_ids, axis=0)
+            if stacked is not None:  # the CPU decode layout keeps the residual stream feature-major
+                x = jnp.transpose(x.reshape(b * t, -1))
         keys, values = [], []
         for i, layer in enumerate(self.layers):
             cache_kv = None if cache is None else (cache.keys[i], cache.values[i])
@@ -486,7 +498,7 @@ class Decoder(nnx.Module):
             if new_kv is not None:
                 keys.append(new_kv[0])
                 values.append(new_kv[1])
-        hidden = self.norm(x)
+        hidden = self.norm(x) if stacked is None else rows(self.norm(x, axis=0)).reshape(b, t, -1)
         if cache is None:
             return hidden, None
         return hidden, KVCache(keys=tuple(keys), values=tuple(values), key_mask=key_mask, index=index + t)
