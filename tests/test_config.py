@@ -4,7 +4,6 @@ named with their full path, and the loop's training config holds the step's own 
 import pytest
 
 from read_jax.config import from_dict, override, to_dict
-from read_jax.distill.chunked import AUTO_CHUNK_FLOATS, use_chunked
 from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import OptimizerConfig
 from read_jax.errors import ReadJaxError
@@ -38,9 +37,3 @@ def test_bad_training_config_is_one_line_naming_the_field(data, match):
     with pytest.raises(ReadJaxError, match=match) as info:
         from_dict(LoopConfig, data)
     assert "\n" not in str(info.value)
-
-
-def test_the_chunked_path_starts_where_full_logits_outgrow_one_chunk():
-    assert not use_chunked(32, 128, 512)                      # the embedded world's student
-    assert use_chunked(4, 1024, 49152)                        # SmolLM2: 201M floats of logits
-    assert not use_chunked(1, 1, AUTO_CHUNK_FLOATS) and use_chunked(1, 1, AUTO_CHUNK_FLOATS + 1)

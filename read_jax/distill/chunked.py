@@ -5,8 +5,10 @@ positions so full ``[B, T, V]`` logits never exist.
 Two implementations: ``"remat"`` (lax.scan over a ``jax.checkpoint``-ed chunk; the backward
 recomputes each chunk's logits) and ``"fused"`` (the default: a custom VJP whose forward scan also
 computes the chunk's gradient with respect to hidden states and kernel, so the vocabulary matmul
-runs 3 times per step instead of 4 and nothing is recomputed).  `use_chunked` is the rule the
-ReAD loop follows (docs/benchmarks.md has the measurements behind it).
+runs 3 times per step instead of 4 and nothing is recomputed).  The ReAD loop trains through this
+path (``chunk_size="auto"``): on CPU it measured as fast as or faster than the dense loss even where
+one chunk holds the whole batch (docs/benchmarks.md), and it bounds the logits' memory for large
+vocabularies.
 """
 
 from __future__ import annotations
@@ -30,13 +32,6 @@ def auto_chunk(batch: int, seq: int, vocab: int) -> int:
     """Largest power of two ≤ ``seq`` with ``batch · chunk · vocab ≤ AUTO_CHUNK_FLOATS`` (at least 1)."""
     fit = max(1, AUTO_CHUNK_FLOATS // max(1, batch * vocab))
     return max(1, min(seq, 1 << (fit.bit_length() - 1)))
-
-
-def use_chunked(batch: int, seq: int, vocab: int) -> bool:
-    """Whether a [batch, seq] step over ``vocab`` should take the chunked path: when its full logits
-    would not fit one `auto_chunk` chunk (``batch · seq · vocab > AUTO_CHUNK_FLOATS``, 64 MiB of
-    float32).  Below that, one chunk is the whole batch and the dense path is as fast or faster."""
-    return batch * seq * vocab > AUTO_CHUNK_FLOATS
 
 
 @dataclasses.dataclass(frozen=True)

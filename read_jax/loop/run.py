@@ -47,7 +47,6 @@ from read_jax.checkpoint import RunCheckpointer
 from read_jax.config import to_dict
 from read_jax.distill.batching import TokenExample, make_batches
 from read_jax.distill.budget import TokenBudget
-from read_jax.distill.chunked import use_chunked
 from read_jax.distill.train_step import Distiller
 from read_jax import faults
 from read_jax.errors import NumericalFault, ReadJaxError
@@ -124,16 +123,12 @@ class ReadRun:
         self.prompt_sampler = components.source.prompt_sampler(seed=config.seed, extra_eval_prompts=self.probes.prompts)
         self.teacher_sampler = Sampler(components.teacher, components.mesh)  # fixed: split and laid out once per run
         train = config.train
-        loss = train.loss
-        if loss.chunk_size == "auto" and not use_chunked(train.rows, train.max_length,
-                                                          components.student.config.vocab_size):
-            loss = dataclasses.replace(loss, chunk_size=None)
-        teacher = components.teacher if loss.needs_teacher_logits else None
+        teacher = components.teacher if train.loss.needs_teacher_logits else None
         # a private copy: the train step donates the student's buffers, and the caller's initial
         # student may seed several runs (one per policy)
         graphdef, state = nnx.split(components.student)
         student = nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
-        self.distiller = Distiller(student, teacher=teacher, loss_config=loss, optimizer_config=train.optimizer,
+        self.distiller = Distiller(student, teacher=teacher, loss_config=train.loss, optimizer_config=train.optimizer,
                                    mesh=components.mesh)
         b = config.bandit
         kwargs = dict(policy_kwargs or {})
