@@ -32,11 +32,13 @@ ops = st.lists(st.one_of(
     # a raw training charge, possibly more than fits
     st.tuples(st.just("train_raw"), st.tuples(st.integers(0, 500), st.integers(0, 500))),
     st.tuples(st.just("save"), st.none()),
+    # the loop's last interval: training may spend what the teacher pool leaves
+    st.tuples(st.just("pool"), st.none()),
 ), min_size=4, max_size=30)
 
 
 def loop_examples(budget: TokenBudget, examples: list[TokenExample]) -> list[TokenExample]:
-    """The examples `ReadRun.step` trains on (read_jax/loop.py, "the first example that does not fit
+    """The examples `ReadRun.step` trains on (read_jax/loop/run.py, "the first example that does not fit
     is cut to the tokens left"): the leading ones `fit_count` keeps, then the next one with its
     labels cut to the room left (dropped if no label token fits)."""
     keep = budget.fit_count((len(e.prompt), len(e.response)) for e in examples)
@@ -62,16 +64,21 @@ def train_like_the_loop(budget: TokenBudget, pairs, max_length: int, rows: int) 
 
 
 def assert_consistent(b: TokenBudget) -> None:
-    assert 0 <= b.teacher_limit <= b.limit and b.teacher_limit + b.student_limit == b.limit
+    assert 0 <= b.teacher_limit <= b.limit
     assert 0 <= b.teacher_used <= b.teacher_limit
     assert 0 <= b.student_used <= b.student_limit
     assert b.used == b.teacher_used + b.student_used <= b.limit
-    assert b.remaining == b.limit - b.used == (b.teacher_limit - b.teacher_used) + (b.student_limit - b.student_used)
-    assert b.remaining >= 0
+    if b.pooled:  # training may take whatever generation has not: the room left is one number
+        assert b.student_limit == b.limit - b.teacher_used and b.remaining == b.student_limit - b.student_used
+    else:
+        assert b.teacher_limit + b.student_limit == b.limit
+        assert b.remaining == (b.teacher_limit - b.teacher_used) + (b.student_limit - b.student_used)
+    assert b.remaining == b.limit - b.used >= 0
     assert 0.0 <= b.progress <= 1.0
     assert b.exhausted == (b.student_used == b.student_limit)
     if b.accounting == "artifact":
-        assert b.generation_allowance() == b.teacher_limit - b.teacher_used
+        left = b.teacher_limit - b.teacher_used
+        assert b.generation_allowance() == (min(left, b.remaining) if b.pooled else left)
         assert b.teacher_used == b.generated_tokens
         assert b.student_used == b.prompt_tokens + b.label_tokens
     else:
@@ -81,6 +88,9 @@ def assert_consistent(b: TokenBudget) -> None:
 
 def apply(b: TokenBudget, kind: str, arg, round_trip: bool) -> tuple[TokenBudget, object]:
     """One operation; returns the (possibly restored) budget and an outcome to compare runs by."""
+    if kind == "pool":
+        b.pool()
+        return b, None
     if kind == "save":
         if round_trip:  # a checkpoint stores the state dict as JSON (`ReadRun._meta`)
             b = TokenBudget.from_state_dict(json.loads(json.dumps(b.state_dict())))
@@ -179,4 +189,4 @@ def test_state_dict_is_plain_json_whatever_the_input_types():
     b.charge_generation(np.int64(10))
     state = b.state_dict()
     assert TokenBudget.from_state_dict(json.loads(json.dumps(state))) == b
-    assert {type(v) for v in state.values()} <= {int, float, str}
+    assert {type(v) for v in state.values()} <= {int, float, str, bool}

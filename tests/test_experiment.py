@@ -18,7 +18,7 @@ def _components():
 
 TINY = ExperimentConfig(
     loop=LoopConfig(task="dev_assistant", budget_tokens=1500, intervals=2, probes_per_capability=3, dev_every=0.5,
-                    generation=GenerationConfig(max_new_tokens=8, prompts_per_call=16),
+                    generation=GenerationConfig(max_new_tokens=8, prompts_per_call=16, keep_unfinished=True),
                     train=TrainConfig(rows=8, optimizer=dataclasses.replace(TrainConfig().optimizer, warmup_steps=2))),
     policies=("read_ucb", "uniform", "one_hot"), requirement="interventions", interventions=2,
     intervention_tokens=400, eval_split="dev")

@@ -10,6 +10,7 @@ from flax import nnx
 
 from read_jax.bandit import build_candidate_actions, paper_action_set
 from read_jax.bandit.ensemble import PersistentEnsembleState
+from read_jax.errors import ReadJaxError
 from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, ReadRun, TrainConfig
 from tiny_world import tiny_components
 
@@ -62,9 +63,11 @@ def test_interrupted_run_resumes_exactly(tmp_path, components, config):
     lines = (tmp_path / "part" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [0, 1, 2]
 
-    # the budget is a hard limit, and every interval's tokens add up to it
+    # the budget is a hard limit, every policy spends it (equal spend: the last interval pools it and
+    # re-passes its answers), and every interval's tokens add up to it
     for run in (full, resumed):
-        assert run.budget.used <= CONFIG.budget_tokens
+        assert (1 - ReadRun.MAX_UNSPENT) * CONFIG.budget_tokens <= run.budget.used <= CONFIG.budget_tokens
+        assert run.budget.pooled and "repassed" in run.history[-1]["tokens"]
         assert run.budget.teacher_used <= run.budget.teacher_limit
         assert run.budget.student_used <= run.budget.student_limit
         spent = sum(h["tokens"]["generated"] + h["tokens"]["prompt"] + h["tokens"]["label"] for h in run.history)
@@ -108,3 +111,36 @@ def test_unfinished_answers_are_not_trained_on(tmp_path, components):
     # dropping them trains on fewer answers than keeping them
     assert dropped["tokens"]["examples"] < kept["tokens"]["examples"]
     assert dropped["tokens"]["examples"] == sum(dropped["examples_per_capability"])
+
+
+def test_a_run_that_cannot_spend_its_budget_stops_loudly(tmp_path, components):
+    """No finished answer in the last interval leaves nothing to re-pass: the run refuses to report a
+    policy that is not at equal spend, in one line naming the run and the fix."""
+    config = LoopConfig(budget_tokens=800, intervals=1, probes_per_capability=2, dev_every=1.0,
+                        generation=GenerationConfig(max_new_tokens=2, prompts_per_call=16), train=TrainConfig(rows=8))
+    run = ReadRun(config, components, tmp_path / "run", R, progress=False)
+    with pytest.raises(ReadJaxError, match="tokens unspent") as info:
+        run.run()
+    assert "\n" not in str(info.value) and str(tmp_path / "run") in str(info.value)
+    assert run.history[-1]["tokens"]["examples"] == 0
+
+
+@pytest.mark.parametrize("accounting", ["artifact", "paper"])
+def test_repasses_fill_the_room_left_exactly(tmp_path, components, accounting):
+    """The last interval's re-passes cycle over its answers in order and cut one to the tokens left, so
+    the student's room ends at 0 (under the artifact's accounting: unless it is smaller than any
+    prompt + one label)."""
+    from read_jax.distill.batching import TokenExample
+
+    config = dataclasses.replace(CONFIG, accounting=accounting, intervals=1)
+    run = ReadRun(config, components, tmp_path / accounting, R, progress=False)
+    run.budget.pool()
+    fresh = [(TokenExample([1] * 9, [2] * 5), "math"), (TokenExample([1] * 3, [2] * 11), "code")]
+    for room in (1, 4, 7, 13, 14, 40, 333):
+        run.budget.student_used = run.budget.student_limit - room
+        examples, caps = run._repasses(fresh)
+        cost = sum(run.budget.training_cost(len(e.prompt), len(e.response)) for e in examples)
+        # artifact: an example costs its prompt too, so less than the shortest prompt + 1 can stay unspent
+        assert cost == room or (accounting == "artifact" and room < 4 and cost == 0), (room, cost)
+        assert caps == ["math" if len(e.prompt) == 9 else "code" for e in examples]
+    assert [len(e.prompt) for e in examples[:6]] == [9, 3] * 3  # cyclically, in order

@@ -6,6 +6,9 @@
   so their total can never pass B.
 - ``"paper"``: B = teacher tokens the student trains on (the label tokens of trained examples).
   Generation is recorded but not charged.
+- `pool` (the ReAD loop's last interval): from then on training may also spend what the
+  teacher pool has not, so a run ends having spent B (equal spend across policies); the
+  teacher pool stays a hard limit on generation, and B on the total.
 
 Every ``charge_*`` either fits entirely and is applied, or raises `BudgetExceeded` and changes
 nothing.  Callers ask first how much fits (`fit_count`, `max_label_tokens`,
@@ -39,6 +42,7 @@ class TokenBudget:
     generated_tokens: int = 0      # recorded under both accountings
     prompt_tokens: int = 0         # trained prompt tokens, recorded under both
     label_tokens: int = 0          # trained label tokens, recorded under both
+    pooled: bool = False           # training may spend the teacher pool's remainder (`pool`)
 
     def __post_init__(self) -> None:
         if self.accounting not in ACCOUNTINGS:
@@ -52,6 +56,7 @@ class TokenBudget:
         # share or numpy str accounting would not serialise)
         self.teacher_share = float(self.teacher_share)
         self.accounting = str(self.accounting)
+        self.pooled = bool(self.pooled)
         for name in ("teacher_used", "student_used", "generated_tokens", "prompt_tokens", "label_tokens"):
             if int(getattr(self, name)) < 0:
                 raise ReadJaxError(f"budget {name} must be >= 0")
@@ -73,7 +78,13 @@ class TokenBudget:
 
     @property
     def student_limit(self) -> int:
-        return self.limit - self.teacher_limit
+        """Training pool: B minus the teacher pool, or once pooled B minus what the teacher has spent."""
+        return self.limit - (self.teacher_used if self.pooled else self.teacher_limit)
+
+    def pool(self) -> None:
+        """Let training spend whatever the teacher pool leaves (for the end of a run: nothing of B is
+        left unspent because one pool ran dry before the other)."""
+        self.pooled = True
 
     @property
     def used(self) -> int:
@@ -102,7 +113,8 @@ class TokenBudget:
         """Teacher tokens that may still be generated (``None``: generation is not charged)."""
         if self.accounting == "paper":
             return None
-        return self.teacher_limit - self.teacher_used
+        left = self.teacher_limit - self.teacher_used
+        return min(left, self.remaining) if self.pooled else left
 
     def max_label_tokens(self, prompt_tokens: int) -> int:
         """Most label tokens one more example with this prompt can train on (0 if none)."""
@@ -127,9 +139,10 @@ class TokenBudget:
     def charge_generation(self, tokens: int) -> None:
         _nonneg(tokens)
         tokens = int(tokens)
-        if self.accounting == "artifact" and self.teacher_used + tokens > self.teacher_limit:
+        allowance = self.generation_allowance()
+        if allowance is not None and tokens > allowance:
             raise BudgetExceeded(f"generation of {tokens} tokens exceeds the teacher budget: "
-                                 f"{self.teacher_limit - self.teacher_used} of {self.teacher_limit} left")
+                                 f"{allowance} of {self.teacher_limit} left")
         if self.accounting == "artifact":
             self.teacher_used += tokens
         self.generated_tokens += tokens
@@ -158,8 +171,12 @@ class TokenBudget:
         unknown = sorted(set(state) - known)
         if unknown:
             raise ReadJaxError(f"unknown token-budget state key(s) {unknown}")
-        return cls(**{k: (float(v) if k == "teacher_share" else v if k == "accounting" else int(v))
-                      for k, v in state.items()})
+        def value(k: str, v: Any) -> Any:
+            if k in ("teacher_share", "accounting", "pooled"):
+                return {"teacher_share": float, "accounting": str, "pooled": bool}[k](v)
+            return int(v)
+
+        return cls(**{k: value(k, v) for k, v in state.items()})
 
 
 def _nonneg(*values: int) -> None:

@@ -85,7 +85,7 @@ class _IntervalWork:
     per_cap: np.ndarray
     spent: dict[str, int] = dataclasses.field(default_factory=lambda: {
         "generated": 0, "prompt": 0, "label": 0, "padding": 0, "examples": 0, "unfinished": 0, "format_ok": 0,
-        "too_long": 0})
+        "too_long": 0, "repassed": 0, "indivisible": 0})
     losses: list[float] = dataclasses.field(default_factory=list)
 
 
@@ -103,14 +103,17 @@ class ReadRun:
     """One policy's run at one budget; `run()` drives intervals until the budget or T is spent."""
 
     HISTORY = "history.jsonl"
+    MAX_UNSPENT = 0.02  # of the budget, at the end of a run (equal spend)
     CHECKPOINTS = "checkpoints"
     RUN_FILE = "run.json"
 
     def __init__(self, config: LoopConfig, components: Components, run_dir: str | Path,
                  requirement: Sequence[float], probes: ProbeSuite | None = None, progress: bool = True,
-                 policy_kwargs: dict[str, Any] | None = None, dev_eval: bool = True):
+                 policy_kwargs: dict[str, Any] | None = None, dev_eval: bool = True,
+                 initial_profile: Sequence[float] | None = None):
         """``dev_eval`` False: no task scoring at dev checkpoints (short pilot runs whose utility the
-        experiment measures itself; the reward scale then stays 1)."""
+        experiment measures itself; the reward scale then stays 1).  ``initial_profile``: the
+        student's profile on ``probes`` when the caller has it (runs from one student share it)."""
         self.config, self.components = config, components
         self.dev_eval = dev_eval
         self.caps = tuple(components.source.capabilities)
@@ -152,7 +155,8 @@ class ReadRun:
         self.policy_state = self.policy.init(jax.random.fold_in(self.key, Streams.POLICY_INIT))
         self.budget = TokenBudget(config.budget_tokens, config.accounting)
         self.t = 0
-        self.profile = self.probes.loglik(self.distiller.student)
+        self.profile = (self.probes.loglik(self.distiller.student) if initial_profile is None
+                        else np.array(initial_profile, np.float64))
         self.w_prev = np.zeros(len(self.caps))
         self.ds_prev = np.zeros(len(self.caps))
         self.cum_proxy = 0.0
@@ -242,30 +246,83 @@ class ReadRun:
 
     def _collect(self, w: np.ndarray, timing: dict[str, float]) -> "_IntervalWork":
         """Teacher answers for prompts drawn by ``w``, trained on as they come, until this interval's share
-        of what is left of the student (training) pool is spent."""
+        of what is left of the student (training) pool is spent.
+
+        The last interval (or the one in which the training pool runs dry, which ends the run) pools
+        the budget (`TokenBudget.pool`): training may also spend what the teacher pool leaves, on
+        fresh answers while the teacher may generate, then on re-passes over this interval's answers
+        (as the artifact re-passes its data to fill its training pool), so every policy ends having
+        spent its whole budget (equal spend; docs/deviations.md)."""
         cfg, gen = self.config, self.config.generation
         left_intervals = cfg.intervals - self.t
+        last = left_intervals <= 1
+        if last:
+            self.budget.pool()
         student_left = self.budget.student_limit - self.budget.student_used
-        target = student_left // left_intervals if left_intervals > 1 else student_left
+        target = student_left // left_intervals
         work = _IntervalWork(per_cap=np.zeros(len(self.caps)))
         timing["generate"] = timing["train"] = 0.0
+        fresh: list[tuple[TokenExample, str]] = []
         call = trained = 0
-        while trained < target and not self.budget.exhausted:
-            n = gen.prompts_per_call
-            allowance = self.budget.generation_allowance()
-            if allowance is not None:
-                n = min(n, allowance // gen.max_new_tokens)
-                if n == 0:
+        while True:
+            while (last or trained < target) and not self.budget.exhausted:
+                n = gen.prompts_per_call
+                allowance = self.budget.generation_allowance()
+                if allowance is not None:
+                    n = min(n, allowance // gen.max_new_tokens)
+                    if n == 0:
+                        break
+                with _timed(timing, "generate"):
+                    prompts, prompt_ids, out = self._generate(w, n, call, work.spent)
+                with _timed(timing, "train"):
+                    examples, kept_caps = self._examples(prompts, prompt_ids, out, work.spent)
+                    trained += self._train(examples, kept_caps, work)
+                fresh += zip(examples, kept_caps)
+                call += 1
+                if not examples:
                     break
-            with _timed(timing, "generate"):
-                prompts, prompt_ids, out = self._generate(w, n, call, work.spent)
-            with _timed(timing, "train"):
-                examples, kept_caps = self._examples(prompts, prompt_ids, out, work.spent)
-                trained += self._train(examples, kept_caps, work)
-            call += 1
-            if not examples:
+            if last or not self.budget.exhausted:
                 break
+            # the training pool ran dry before the last interval: this interval is the run's last
+            last = True
+            self.budget.pool()
+        if last and fresh and not self.budget.exhausted:
+            with _timed(timing, "train"):
+                examples, kept_caps = self._repasses(fresh)
+                work.spent["repassed"] += len(examples)
+                self._train(examples, kept_caps, work)
+            # fewer tokens than the shortest prompt + one label: no example can use them
+            work.spent["indivisible"] = self.budget.student_limit - self.budget.student_used
         return work
+
+    def _repasses(self, fresh: list[tuple[TokenExample, str]]) -> tuple[list[TokenExample], list[str]]:
+        """This interval's examples again, in order and cyclically, filling the student's room: when the
+        next one does not fit, one (the next first) is cut to exactly the tokens left, else a smaller
+        one that fits whole is taken and the search goes on."""
+        room = self.budget.student_limit - self.budget.student_used
+        prompt_cost = self.config.accounting == "artifact"
+        examples, caps = [], []
+        i = 0
+        while room > 0:
+            order = fresh[i % len(fresh):] + fresh[:i % len(fresh)]  # the next one first
+            cost = [self.budget.training_cost(len(ex.prompt), len(ex.response)) for ex, _ in order]
+            if cost[0] <= room:
+                pick, cut = 0, None
+            else:
+                exact = [j for j, (ex, _) in enumerate(order)
+                         if 0 < room - len(ex.prompt) * prompt_cost <= len(ex.response)]
+                whole = [j for j, c in enumerate(cost) if c <= room]
+                if not exact and not whole:
+                    break
+                pick = exact[0] if exact else whole[0]
+                cut = room - len(order[pick][0].prompt) * prompt_cost if exact else None
+            ex, cap = order[pick]
+            ex = ex if cut is None else ex.with_label_limit(cut)
+            examples.append(ex)
+            caps.append(cap)
+            room -= self.budget.training_cost(len(ex.prompt), len(ex.response))
+            i += pick + 1
+        return examples, caps
 
     def _generate(self, w: np.ndarray, n: int, call: int, spent: dict[str, int]):
         """``n`` prompts drawn by ``w`` and the teacher's sampled answers (their tokens charged)."""
@@ -412,7 +469,20 @@ class ReadRun:
         finally:  # however the run stops (a numerical fault included), the last good checkpoint is on disk
             bar.close()
             self.flush()
+        self._check_equal_spend()
         return self.summary()
+
+    def _check_equal_spend(self) -> None:
+        """A policy that ends with more than `MAX_UNSPENT` of its budget unspent is not comparable with
+        the others at equal budget: stop loudly instead of reporting it."""
+        unspent, limit = self.budget.remaining, self.budget.limit
+        indivisible = self.history[-1]["tokens"].get("indivisible", 0) if self.history else 0
+        if unspent > max(self.MAX_UNSPENT * limit, indivisible):
+            raise ReadJaxError(
+                f"{self.run_dir}: policy {self.config.policy} ended with {unspent} of its {limit} tokens unspent "
+                f"(more than {self.MAX_UNSPENT:.0%}), so it is not at equal spend: its last interval had no finished "
+                "teacher answer to train on again; raise loop.generation.max_new_tokens or set "
+                "loop.generation.keep_unfinished=true")
 
     def _fault_where(self) -> str:
         return (f"{self.run_dir}: interval {self.t} (0-based; the last good checkpoint is interval {self.t - 1}"
