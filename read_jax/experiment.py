@@ -142,6 +142,7 @@ class Experiment:
                 _check_same_config(saved, config)
         self.progress = progress and is_primary()  # one progress display for a multi-process run
         self.timing: dict[str, float] = {}
+        self._profiles: list[tuple[ProbeSuite, np.ndarray]] = []  # S0's profile per probe suite
         # components first: a bad model, tokenizer, pack or task fails before anything is written
         with self._stage("load_models", "loading models, tokenizer and tasks"):
             self.c = components or build_components(config)
@@ -241,6 +242,15 @@ class Experiment:
         write_json(path, result)
         return result
 
+    def _initial_profile(self, probes: ProbeSuite) -> np.ndarray:
+        """The initial student's profile on ``probes``, computed once: every run starts from it."""
+        for seen, profile in self._profiles:
+            if seen is probes:
+                return profile
+        profile = probes.loglik(self.c.student)
+        self._profiles.append((probes, profile))
+        return profile
+
     def _intervention_utility(self, model, task) -> float:
         if self.config.intervention_utility == "exact_match":
             return self.utility(model, "dev", task)
@@ -266,7 +276,8 @@ class Experiment:
         for i, w in enumerate(allocations):
             run = ReadRun(dataclasses.replace(loop, seed=seed + 1 + i), components, directory / f"{i:02d}",
                           np.full(len(self.caps), 1 / len(self.caps)), probes=probes, progress=False,
-                          policy_kwargs={"allocation": tuple(w)}, dev_eval=False)
+                          policy_kwargs={"allocation": tuple(w)}, dev_eval=False,
+                          initial_profile=self._initial_profile(probes))
             if run.has_checkpoint():  # finished (or part-way) before an interruption
                 run.load()
             run.run()
@@ -397,7 +408,8 @@ class Experiment:
         loop = dataclasses.replace(self.config.loop, policy=policy,
                                    budget_tokens=budget_tokens or self.config.loop.budget_tokens)
         kwargs = {"allocation": tuple(allocation)} if allocation is not None else None
-        run = ReadRun(loop, self.c, run_dir, r, probes=self.probes, progress=self.progress, policy_kwargs=kwargs)
+        run = ReadRun(loop, self.c, run_dir, r, probes=self.probes, progress=self.progress, policy_kwargs=kwargs,
+                      initial_profile=self._initial_profile(self.probes))
         if run.has_checkpoint():
             run.load()
         tick = time.perf_counter()
@@ -426,7 +438,7 @@ class Experiment:
             initial = {"utility": self.utility(self.c.student, self.config.eval_split),
                        "dev_utility": self.utility(self.c.student, "dev"),
                        "extra_utility": self.extra_utilities(self.c.student),
-                       "profile": self.probes.as_dict(self.probes.loglik(self.c.student))}
+                       "profile": self.probes.as_dict(self._initial_profile(self.probes))}
         budget = self.config.loop.budget_tokens - (req.get("tokens", 0) if req.get("charged") else 0)
         if budget < 1:
             raise ReadJaxError(f"charge_requirement: the pilot interventions spent {req['tokens']} tokens, the whole "

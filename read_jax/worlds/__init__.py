@@ -32,7 +32,7 @@ from read_jax.worlds.tokenizer import (
     SEP,
     build_tokenizer,
     encode_example,
-    encode_prompt,
+    encode_world_prompt,
     in_vocab,
 )
 from read_jax.worlds.world import World
@@ -49,6 +49,6 @@ __all__ = [
     "WorldData",
     "build_tokenizer",
     "encode_example",
-    "encode_prompt",
+    "encode_world_prompt",
     "in_vocab",
 ]

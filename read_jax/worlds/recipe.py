@@ -26,7 +26,7 @@ from read_jax.distill.losses import LossConfig
 from read_jax.distill.train_step import Distiller, OptimizerConfig
 from read_jax.models import DecoderConfig, init_decoder
 from read_jax.errors import ReadJaxError
-from read_jax.worlds.tokenizer import encode_example, encode_prompt
+from read_jax.worlds.tokenizer import encode_example, encode_world_prompt
 from read_jax.worlds.data import WORLD_VERSION, WorldConfig
 from read_jax.worlds.world import World
 
@@ -232,7 +232,7 @@ def exact_match(model, world: World, examples: Sequence[Example], batch_size: in
     from read_jax.capabilities.probes import greedy_answers
 
     tokenizer = world.tokenizer()
-    preds = greedy_answers(model, tokenizer, lambda p: encode_prompt(tokenizer, p), [e.prompt for e in examples],
+    preds = greedy_answers(model, tokenizer, lambda p: encode_world_prompt(tokenizer, p), [e.prompt for e in examples],
                            max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [float(world.score(pred, ex)) for pred, ex in zip(preds, examples)]
 

@@ -37,7 +37,7 @@ def build_components(config: Any) -> Components:
     configured ``mesh`` (none: one device, or with several processes all of them data-parallel)."""
     from read_jax.sharding import configured_mesh
     from read_jax.worlds import World, WorldConfig
-    from read_jax.worlds.tokenizer import encode_prompt
+    from read_jax.worlds.tokenizer import encode_world_prompt
 
     world = World(config.world_seed, WorldConfig.preset(config.world_preset))
     if config.loop.task not in world.task_names:
@@ -56,7 +56,7 @@ def build_components(config: Any) -> Components:
     check_context(config, [(name, model.config, spec if spec.startswith("recipe:") else f"{spec}/config.json")
                            for name, model, spec in models])
     return Components(source=world, task=world.task(config.loop.task), teacher=teacher, student=student,
-                      tokenizer=tokenizer, encode_prompt=lambda p: encode_prompt(tokenizer, p), mesh=mesh,
+                      tokenizer=tokenizer, encode_prompt=lambda p: encode_world_prompt(tokenizer, p), mesh=mesh,
                       description={"source": "world", "world_seed": config.world_seed,
                                    "world_preset": config.world_preset},
                       task_names=tuple(world.task_names), load_task=world.task)

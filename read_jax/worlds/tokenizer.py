@@ -65,10 +65,11 @@ def encode_example(tokenizer, example: Example | tuple[str, str], sep: str = SEP
     """Token ids for training: prompt `<bos> prompt sep`, response `answer <eos>` (the loss covers the
     response; `read_jax.distill.batching.collate` packs these into batches)."""
     prompt, answer = (example.prompt, example.answer) if isinstance(example, Example) else example
-    return TokenExample(encode_prompt(tokenizer, prompt, sep),
+    return TokenExample(encode_world_prompt(tokenizer, prompt, sep),
                         [*tokenizer(answer, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id])
 
 
-def encode_prompt(tokenizer, prompt: str, sep: str = SEP) -> list[int]:
-    """Ids to feed a model that should generate the answer: `<bos> prompt sep`."""
+def encode_world_prompt(tokenizer, prompt: str, sep: str = SEP) -> list[int]:
+    """Ids to feed a world model that should generate the answer: `<bos> prompt sep` (the world's
+    own format; a Hugging Face model's prompts go through its chat template, `models.encode_prompt`)."""
     return [tokenizer.bos_token_id, *tokenizer(prompt + sep, add_special_tokens=False)["input_ids"]]
