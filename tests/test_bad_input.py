@@ -44,7 +44,8 @@ STAGE_LINE = re.compile(r"^\[[a-z_]+\] (.* \.\.\.|done in [0-9.]+ s)$")
 PACK_DIR = REPO / "read_jax" / "capabilities" / "packs" / "read8"
 
 LOOP = {"task": "dev_assistant", "budget_tokens": 1500, "intervals": 2, "probes_per_capability": 2,
-        "dev_every": 1.0, "generation": {"max_new_tokens": 8, "prompts_per_call": 16}, "train": {"rows": 8}}
+        "dev_every": 1.0, "generation": {"max_new_tokens": 8, "prompts_per_call": 16, "keep_unfinished": True},
+        "train": {"rows": 8}}
 
 
 # ----------------------------------------------------------------------------- the one check
