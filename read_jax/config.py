@@ -93,13 +93,15 @@ def _merge(section: Any, data: dict[str, Any], field: str) -> Any:
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build ``cls`` from a nested dict, rejecting unknown keys by name."""
     hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ReadJaxError(f"unknown config field {prefix + unknown[0]!r}")
-    defaults = {f.name: _default(f) for f in dataclasses.fields(cls)}
-    kwargs = {k: _merge(defaults[k], v, prefix + k) if isinstance(v, dict) and dataclasses.is_dataclass(defaults[k])
-              else _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    kwargs = {}
+    for k, v in data.items():
+        section = _default(fields[k]) if isinstance(v, dict) else None
+        kwargs[k] = (_merge(section, v, prefix + k) if dataclasses.is_dataclass(section)
+                     else _coerce(v, hints[k], prefix + k))
     try:
         return cls(**kwargs)
     except TypeError as err:

@@ -26,6 +26,8 @@ from typing import Any
 from read_jax.errors import ReadJaxError
 
 ACCOUNTINGS = ("artifact", "paper")
+# the state fields that are not token counts (ints), as `from_state_dict` restores them from JSON
+_STATE_TYPES = {"teacher_share": float, "accounting": str, "pooled": bool}
 
 
 class BudgetExceeded(ReadJaxError):
@@ -171,12 +173,7 @@ class TokenBudget:
         unknown = sorted(set(state) - known)
         if unknown:
             raise ReadJaxError(f"unknown token-budget state key(s) {unknown}")
-        def value(k: str, v: Any) -> Any:
-            if k in ("teacher_share", "accounting", "pooled"):
-                return {"teacher_share": float, "accounting": str, "pooled": bool}[k](v)
-            return int(v)
-
-        return cls(**{k: value(k, v) for k, v in state.items()})
+        return cls(**{k: _STATE_TYPES.get(k, int)(v) for k, v in state.items()})
 
 
 def _nonneg(*values: int) -> None:

@@ -301,27 +301,27 @@ class ReadRun:
         one that fits whole is taken and the search goes on."""
         room = self.budget.student_limit - self.budget.student_used
         prompt_cost = self.config.accounting == "artifact"
+        costs = [self.budget.training_cost(len(ex.prompt), len(ex.response)) for ex, _ in fresh]
         examples, caps = [], []
         i = 0
         while room > 0:
-            order = fresh[i % len(fresh):] + fresh[:i % len(fresh)]  # the next one first
-            cost = [self.budget.training_cost(len(ex.prompt), len(ex.response)) for ex, _ in order]
-            if cost[0] <= room:
-                pick, cut = 0, None
+            order = [(i + j) % len(fresh) for j in range(len(fresh))]  # the next one first
+            if costs[order[0]] <= room:
+                pick, cut = order[0], None
             else:
-                exact = [j for j, (ex, _) in enumerate(order)
-                         if 0 < room - len(ex.prompt) * prompt_cost <= len(ex.response)]
-                whole = [j for j, c in enumerate(cost) if c <= room]
-                if not exact and not whole:
+                exact = next((k for k in order
+                              if 0 < room - len(fresh[k][0].prompt) * prompt_cost <= len(fresh[k][0].response)), None)
+                whole = next((k for k in order if costs[k] <= room), None)
+                if exact is None and whole is None:
                     break
-                pick = exact[0] if exact else whole[0]
-                cut = room - len(order[pick][0].prompt) * prompt_cost if exact else None
-            ex, cap = order[pick]
+                pick = whole if exact is None else exact
+                cut = None if exact is None else room - len(fresh[exact][0].prompt) * prompt_cost
+            ex, cap = fresh[pick]
             ex = ex if cut is None else ex.with_label_limit(cut)
             examples.append(ex)
             caps.append(cap)
             room -= self.budget.training_cost(len(ex.prompt), len(ex.response))
-            i += pick + 1
+            i = pick + 1
         return examples, caps
 
     def _generate(self, w: np.ndarray, n: int, call: int, spent: dict[str, int]):
