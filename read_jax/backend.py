@@ -4,7 +4,7 @@ Every formulation in read_jax is correct on every backend; a few are faster only
 measured there (the numbers are in docs/benchmarks.md):
 
 - ``custom_attention_backward``: the train path's causal attention with block skipping and a
-  hand-written backward (`models.decoder.causal_attend`) instead of autodiff of `attend`;
+  hand-written backward (`models.attention.causal_attend`) instead of autodiff of `attend`;
 - ``rope_fusion_barrier``: RoPE tables materialised once behind a `lax.cond` with identical branches,
   which XLA:CPU would otherwise recompute inside every consumer;
 - ``sequential_solves``: the bandit's triangular solves looped item by item under `vmap` (XLA:CPU's

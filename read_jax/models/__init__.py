@@ -10,8 +10,9 @@ save_hf(model, "path/to/out_dir")                           # loadable by transf
 """
 
 from read_jax.models.config import DecoderConfig, RopeConfig
-from read_jax.models.decoder import Decoder, KVCache, init_decoder
+from read_jax.models.decoder import Decoder, init_decoder
 from read_jax.models.hf import encode_prompt, load_hf, load_tokenizer, read_hf_config, save_hf
+from read_jax.models.kv_cache import KVCache
 
 __all__ = [
     "Decoder", "DecoderConfig", "KVCache", "RopeConfig", "encode_prompt", "init_decoder", "load_hf",

@@ -24,7 +24,8 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from read_jax import backend
-from read_jax.models.decoder import Decoder, KVCache, StackedWeights
+from read_jax.models.decoder import Decoder, StackedWeights
+from read_jax.models.kv_cache import KVCache
 from read_jax.sampling.rule import pick
 from read_jax.sharding import BATCH_AXES
 

@@ -7,51 +7,20 @@ An op is the semantic family behind one or more templates.  For every op:
   prompt parsed back into slots (Template.parse) can be solved without any hidden state;
 - `factors(data, slots) -> {name: x}`  capability-specific difficulty factors; their sum
   (plus the template's `bonus`) is the raw difficulty that `DifficultyScale` normalises.
+
+`Op` and the drawing helpers are in `op_base`, the code capability's list language in
+`code_lang`, the tool_use and long_context ops in `record_ops`; `OPS` registers them all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Mapping
 
-import numpy as np
-
 from read_jax.errors import ReadJaxError
-from read_jax.worlds.data import (
-    ATTRIBUTES,
-    COLORS,
-    CURRENCIES,
-    DAYS,
-    NOUNS,
-    OP_WORDS,
-    PETS,
-    STEER_OPS,
-    UNITS,
-    WorldData,
-)
-
-Slots = dict[str, str]
-
-
-@dataclass(frozen=True)
-class Op:
-    name: str
-    capability: str
-    sample: Callable[[WorldData, np.random.Generator, Mapping[str, str]], Slots]
-    solve: Callable[[WorldData, Mapping[str, str]], str]
-    factors: Callable[[WorldData, Mapping[str, str]], dict[str, float]]
-
-
-def _pick(rng: np.random.Generator, seq):
-    return seq[int(rng.integers(len(seq)))]
-
-
-def _span(lo: int, hi: int, x: int) -> float:
-    return 0.0 if hi == lo else (x - lo) / (hi - lo)
-
-
-def _number(rng: np.random.Generator, digits: int) -> int:
-    return int(rng.integers(0, 10)) if digits == 1 else int(rng.integers(10 ** (digits - 1), 10**digits))
+from read_jax.worlds.code_lang import LIST_FNS, NUM_FNS, _code_expr, _code_list, _fmt, eval_expr, parse_list
+from read_jax.worlds.data import ATTRIBUTES, NOUNS, OP_WORDS, STEER_OPS, WorldData
+from read_jax.worlds.op_base import Op, Slots, _number, _pick, _span
+from read_jax.worlds.record_ops import LONG_CONTEXT_OP, RECORD_FIELDS, TOOL_OPS, kv_sample, parse_ctx
 
 
 # ============================================================ general_knowledge
@@ -301,99 +270,10 @@ def _arith_factors(op: str):
 
 
 # ============================================================ code
-LIST_FNS = ("rev", "sort")
-NUM_FNS = ("len", "max", "min", "sum")
-
-
-def _fmt(v) -> str:
-    return "[" + ",".join(str(x) for x in v) + "]" if isinstance(v, list) else str(v)
-
-
-def eval_expr(expr: str, x: list[int]):
-    """Evaluate the tiny list language: x, f(e) for f in rev/sort/len/max/min/sum, e[i], e+e."""
-    pos = 0
-
-    def peek():
-        return expr[pos] if pos < len(expr) else ""
-
-    def eat(tok: str):
-        nonlocal pos
-        if not expr.startswith(tok, pos):
-            raise ReadJaxError(f"bad expression {expr!r} at {pos}: expected {tok!r}")
-        pos += len(tok)
-
-    def atom():
-        nonlocal pos
-        if peek() == "x":
-            eat("x")
-            v = list(x)
-        else:
-            for f in LIST_FNS + NUM_FNS:
-                if expr.startswith(f + "(", pos):
-                    eat(f + "(")
-                    arg = sum_expr()
-                    eat(")")
-                    if not isinstance(arg, list):
-                        raise ReadJaxError(f"{f} needs a list in {expr!r}")
-                    v = {"rev": lambda a: a[::-1], "sort": sorted, "len": len, "max": max, "min": min,
-                         "sum": sum}[f](arg)
-                    break
-            else:
-                raise ReadJaxError(f"bad expression {expr!r} at {pos}")
-        while peek() == "[":
-            eat("[")
-            start = pos
-            while peek().isdigit():
-                pos += 1
-            if start == pos or not isinstance(v, list):
-                raise ReadJaxError(f"bad index in {expr!r}")
-            i = int(expr[start:pos])
-            eat("]")
-            if i >= len(v):
-                raise ReadJaxError(f"index {i} out of range in {expr!r}")
-            v = v[i]
-        return v
-
-    def sum_expr():
-        v = atom()
-        while peek() == "+":
-            eat("+")
-            w = atom()
-            if isinstance(v, list) or isinstance(w, list):
-                raise ReadJaxError(f"+ needs numbers in {expr!r}")
-            v = v + w
-        return v
-
-    out = sum_expr()
-    if pos != len(expr):
-        raise ReadJaxError(f"trailing text in expression {expr!r}")
-    return out
-
-
-def _code_expr(d: WorldData, rng, n: int, numeric_only: bool = False) -> tuple[str, int]:
-    depth = int(rng.integers(1, d.config.code_max_depth + 1))
-    i, j = (int(v) for v in rng.integers(0, n, size=2))
-    if depth == 1:
-        pool = ["len(x)", "max(x)", "min(x)", "sum(x)", f"x[{i}]"] + ([] if numeric_only else ["rev(x)", "sort(x)"])
-    else:
-        pool = [f"sort(x)[{i}]", f"rev(x)[{i}]", f"x[{i}]+x[{j}]"] + ([] if numeric_only else ["rev(sort(x))"])
-    return _pick(rng, pool), depth
-
-
-def _code_list(d: WorldData, rng) -> list[int]:
-    lo, hi = d.config.code_list_len
-    return [int(v) for v in rng.integers(0, 10, size=int(rng.integers(lo, hi + 1)))]
-
-
 def _code_sample(d, rng, fixed) -> Slots:
     xs = _code_list(d, rng)
     expr, _ = _code_expr(d, rng, len(xs))
     return {"xs": _fmt(xs), "expr": expr}
-
-
-def parse_list(xs: str) -> list[int]:
-    inner = xs.strip()[1:-1]
-    return [int(v) for v in inner.split(",")] if inner else []
 
 
 def _code_solve(d, s) -> str:
@@ -407,100 +287,6 @@ def _code_factors(d, s) -> dict[str, float]:
     depth = min(e.count("(") + e.count("[") + e.count("+"), 2)
     kind = 0.3 if ("sort" in e or "sum" in e) else 0.2 if "rev" in e else 0.1 if ("max" in e or "min" in e) else 0.0
     return {"length": 0.5 * _span(lo, hi, n), "depth": 0.5 * (depth - 1), "op": kind}
-
-
-# ============================================================ tool_use
-def _tool_number(d: WorldData, rng) -> str:
-    return str(int(rng.integers(1, d.config.tool_max_number + 1)))
-
-
-def _tool(name: str, args: tuple[str, ...], sample_args: Callable[[WorldData, np.random.Generator], Slots]) -> Op:
-    def sample(d, rng, fixed) -> Slots:
-        return sample_args(d, rng)
-
-    def solve(d, s) -> str:
-        return f"{name}(" + ",".join(s[a] for a in args) + ")"
-
-    def factors(d, s) -> dict[str, float]:
-        digits = sum(len(s[a]) - 1 for a in args if s[a].isdigit())
-        return {"args": 0.3 * (len(args) - 1), "digits": 0.2 * digits, "length": 0.02 * sum(len(s[a]) for a in args)}
-
-    return Op(f"tool_{name}", "tool_use", sample, solve, factors)
-
-
-def _two_cities(d, rng) -> tuple[str, str]:
-    i, j = rng.permutation(len(d.cities))[:2]
-    return d.cities[i], d.cities[j]
-
-
-# ============================================================ long_context
-RECORD_FIELDS = ("name", "city", "pet", "color", "age", "day")
-
-
-def _record_sample(d: WorldData, rng) -> Slots:
-    """A record of named fields in random order, each value drawn from its field's type."""
-    lo, hi = d.config.lc_pairs
-    n = min(int(rng.integers(lo, hi + 1)), len(RECORD_FIELDS))
-    fields = [RECORD_FIELDS[i] for i in rng.permutation(len(RECORD_FIELDS))[:n]]
-    pools = {"name": d.entities, "city": d.cities, "pet": PETS, "color": COLORS, "day": DAYS}
-    values = [str(int(rng.integers(12, 90))) if f == "age" else _pick(rng, pools[f]) for f in fields]
-    return {"ctx": " ".join(f"{f}={v}" for f, v in zip(fields, values)), "k": fields[int(rng.integers(n))]}
-
-
-def _lc_sample(d: WorldData, rng, fixed) -> Slots:
-    if d.config.lc_style == "fields":
-        return _record_sample(d, rng)
-    return kv_sample(d, rng, fixed)
-
-
-def kv_sample(d: WorldData, rng, fixed) -> Slots:
-    """Arbitrary keys (one or two letters) bound to distinct nouns: associative recall."""
-    lo, hi = d.config.lc_pairs
-    n = int(rng.integers(lo, hi + 1))
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    target_pos = int(rng.integers(n))
-    shared = rng.random() < 0.5  # distractor keys share the target key's first letter
-    first = letters[int(rng.integers(26))]
-    keys: list[str] = []
-    while len(keys) < n:
-        if d.config.lc_key_len == 1:
-            k = letters[int(rng.integers(26))]
-        else:
-            a = first if (shared and rng.random() < 0.7) else letters[int(rng.integers(26))]
-            k = a + letters[int(rng.integers(26))]
-        if k not in keys:
-            keys.append(k)
-    values = [NOUNS[i] for i in rng.permutation(len(NOUNS))[:n]]
-    ctx = " ".join(f"{k}={v}" for k, v in zip(keys, values))
-    return {"ctx": ctx, "k": keys[target_pos]}
-
-
-def parse_ctx(ctx: str) -> dict[str, str]:
-    out = {}
-    for item in ctx.split(" "):
-        k, _, v = item.partition("=")
-        if not k or not v or k in out:
-            raise ReadJaxError(f"bad context {ctx!r}")
-        out[k] = v
-    return out
-
-
-def _lc_solve(d, s) -> str:
-    table = parse_ctx(s["ctx"])
-    if s["k"] not in table:
-        raise ReadJaxError(f"key {s['k']!r} not in context")
-    return table[s["k"]]
-
-
-def _lc_factors(d, s) -> dict[str, float]:
-    lo, hi = d.config.lc_pairs
-    table = parse_ctx(s["ctx"])
-    keys = list(table)
-    n = len(keys)
-    same = sum(1 for k in keys if k != s["k"] and k[0] == s["k"][0])
-    from_end = n - 1 - keys.index(s["k"])
-    return {"pairs": 0.6 * _span(lo, hi, n), "distractors": 0.3 * same / max(n - 1, 1),
-            "distance": 0.2 * from_end / max(hi - 1, 1)}
 
 
 # ============================================================ multilingual
@@ -572,12 +358,12 @@ _register(Op("rsamecity", "reasoning", _same_city_sample, _same_city_solve, _kb_
 for _op, _sampler in (("add", _add_sample), ("sub", _sub_sample), ("mul", _mul_sample)):
     _register(Op(_op, "math", _sampler, _arith(_op), _arith_factors(_op)))
 _register(Op("prog", "code", _code_sample, _code_solve, _code_factors))
-_register(_tool("weather", ("city", "day"), lambda d, rng: {"city": _pick(rng, d.cities), "day": _pick(rng, DAYS)}))
-_register(_tool("timer", ("n", "unit"), lambda d, rng: {"n": _tool_number(d, rng), "unit": _pick(rng, UNITS)}))
-_register(_tool("flight", ("src", "dst"), lambda d, rng: dict(zip(("src", "dst"), _two_cities(d, rng)))))
-_register(_tool("send", ("to", "msg"), lambda d, rng: {"to": _pick(rng, d.entities), "msg": _pick(rng, NOUNS)}))
-_register(_tool("convert", ("n", "c1", "c2"), lambda d, rng: dict(
-    zip(("n", "c1", "c2"), (_tool_number(d, rng), *[CURRENCIES[i] for i in rng.permutation(len(CURRENCIES))[:2]])))))
-_register(Op("kv", "long_context", _lc_sample, _lc_solve, _lc_factors))
+for _tool_op in TOOL_OPS:
+    _register(_tool_op)
+_register(LONG_CONTEXT_OP)
 for _dir in ("zl", "en"):
     _register(Op(f"to_{_dir}", "multilingual", _ml_sample(_dir), _ml_solve(_dir), _ml_factors(_dir)))
+
+
+__all__ = ["LIST_FNS", "NUM_FNS", "OPS", "RECORD_FIELDS", "Op", "Slots", "apply_steer", "chain_order", "eval_expr",
+           "kv_sample", "order_ops", "parse_ctx", "parse_list"]

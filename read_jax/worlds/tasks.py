@@ -24,23 +24,11 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 
 from read_jax.errors import ReadJaxError
+from read_jax.worlds.code_lang import _code_expr, _code_list, _fmt, eval_expr, parse_list
 from read_jax.worlds.data import ATTRIBUTES, DAYS, OP_WORDS, UNITS, WorldData
-from read_jax.worlds.ops import (
-    Op,
-    _chain_sample,
-    _code_expr,
-    _code_list,
-    _digits_pair,
-    _fmt,
-    kv_sample,
-    _pick,
-    apply_steer,
-    order_ops,
-    chain_order,
-    eval_expr,
-    parse_ctx,
-    parse_list,
-)
+from read_jax.worlds.op_base import Op, _pick
+from read_jax.worlds.ops import _chain_sample, _digits_pair, apply_steer, chain_order, order_ops
+from read_jax.worlds.record_ops import kv_sample, parse_ctx
 
 if TYPE_CHECKING:  # pragma: no cover
     from read_jax.worlds.world import World
