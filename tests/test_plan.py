@@ -132,7 +132,7 @@ def test_device_flag_is_replaced_not_duplicated():
 
 
 def test_depth_extrapolation_is_linear_in_each_model():
-    from read_jax.plan_programs import ProgramCost, extrapolate
+    from read_jax.plan.programs import ProgramCost, extrapolate
 
     def cost(teacher_layers: int, student_layers: int) -> ProgramCost:
         value = 7.0 + 3.0 * teacher_layers + 5.0 * student_layers

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from read_jax.capabilities.difficulty import DifficultyScale, fit_scales, raw_difficulty, sample_tier, tier_distance
+from read_jax.capabilities.difficulty import DifficultyScale, fit_scales, sample_tier, tier_distance
 from read_jax.capabilities.registry import Example, TIERS
 from read_jax.capabilities.templates import Template, TemplateLibrary, instantiate
 from read_jax.errors import ReadJaxError
@@ -281,17 +281,3 @@ def tier_histogram(examples: Iterable[Example]) -> dict[str, int]:
 def template_histogram(examples: Iterable[Example]) -> Counter[str]:
     return Counter(e.template_id for e in examples)
 
-
-__all__ = [
-    "LeakageFilter",
-    "ListPromptSource",
-    "PromptSampler",
-    "PromptSource",
-    "SamplerConfig",
-    "ShareCapWindow",
-    "normalise_prompt",
-    "prompt_hash",
-    "raw_difficulty",
-    "template_histogram",
-    "tier_histogram",
-]

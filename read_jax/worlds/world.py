@@ -21,18 +21,10 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from read_jax.capabilities.difficulty import DifficultyScale, fit_scales, raw_difficulty
-from read_jax.capabilities.registry import (
-    DEFAULT_CAPABILITIES,
-    TIERS,
-    CapabilityRegistry,
-    Example,
-    Task,
-    TaskCard,
-    exact_match,
+from read_jax.capabilities import (
+    DEFAULT_CAPABILITIES, TIERS, CapabilityRegistry, DifficultyScale, Example, LeakageFilter, PromptSampler,
+    SamplerConfig, Task, TaskCard, Template, TemplateLibrary, exact_match, fit_scales, raw_difficulty,
 )
-from read_jax.capabilities.sampler import LeakageFilter, PromptSampler, SamplerConfig
-from read_jax.capabilities.templates import Template, TemplateLibrary
 from read_jax.errors import ReadJaxError
 from read_jax.worlds.data import WorldConfig, WorldData, build_world_data
 from read_jax.worlds.ops import OPS, Op
