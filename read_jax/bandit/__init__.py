@@ -6,7 +6,7 @@ Modules, one job each:
   ensemble.py   the paper's bootstrap ensemble of MLPs (vmapped, jitted Adam training)
   actions.py    candidate sets (artifact sparse top-k, paper local perturbations), spillover
   reward.py     proxy reward, kappa decay, affine calibration of proxy reward to dev utility
-  policies.py   ReAD and its baselines behind one interface, `make_policy` (docs/deviations.md lists the paper's baselines not built yet)
+  policies/     ReAD and its baselines behind one interface, `make_policy` (docs/deviations.md lists the paper's baselines not built yet)
   guards.py     refuse non-finite rewards / contexts at the policies' entry points; supported ranges
   simulator.py  synthetic capability world (known transfer), lax.scan + vmap over seeds
 
