@@ -37,19 +37,18 @@ def _strip(history):
 
 @pytest.mark.parametrize("config", [CONFIG, PAPER], ids=["default", "read_paper"])
 def test_interrupted_run_resumes_exactly(tmp_path, components, config):
-    full = ReadRun(config, components, tmp_path / "full", R, progress=False)
+    full = ReadRun.open(config, components, tmp_path / "full", R, progress=False)
     full.run()
     probes = full.probes  # the teacher-answered probes are deterministic; reuse them to save time
 
-    part = ReadRun(config, components, tmp_path / "part", R, probes=probes, progress=False)
+    part = ReadRun.open(config, components, tmp_path / "part", R, probes=probes, progress=False)
     part.step()
     part.step()
     part.flush()  # interval 2's checkpoint is on disk (saves are written in the background)
     del part  # "crash" after interval 2
 
-    resumed = ReadRun(config, components, tmp_path / "part", R, probes=probes, progress=False)
-    resumed.load()
-    assert resumed.t == 2
+    resumed = ReadRun.open(config, components, tmp_path / "part", R, probes=probes, progress=False)
+    assert resumed.t == 2  # opened at its latest checkpoint
     resumed.run()
 
     assert _strip(resumed.history) == _strip(full.history)
@@ -103,7 +102,7 @@ def test_unfinished_answers_are_not_trained_on(tmp_path, components):
         config = LoopConfig(budget_tokens=800, intervals=1, probes_per_capability=2, dev_every=1.0,
                             generation=GenerationConfig(max_new_tokens=4, prompts_per_call=16,
                                                         keep_unfinished=keep_unfinished), train=TrainConfig(rows=8))
-        return ReadRun(config, components, tmp_path / str(keep_unfinished), R, progress=False).step()
+        return ReadRun.open(config, components, tmp_path / str(keep_unfinished), R, progress=False).step()
 
     dropped, kept = first_interval(False), first_interval(True)  # same seed: the same first teacher answers
     assert dropped["tokens"]["unfinished"] > 0  # a random teacher almost never stops within 4 tokens
@@ -118,7 +117,7 @@ def test_a_run_that_cannot_spend_its_budget_stops_loudly(tmp_path, components):
     policy that is not at equal spend, in one line naming the run and the fix."""
     config = LoopConfig(budget_tokens=800, intervals=1, probes_per_capability=2, dev_every=1.0,
                         generation=GenerationConfig(max_new_tokens=2, prompts_per_call=16), train=TrainConfig(rows=8))
-    run = ReadRun(config, components, tmp_path / "run", R, progress=False)
+    run = ReadRun.open(config, components, tmp_path / "run", R, progress=False)
     with pytest.raises(ReadJaxError, match="tokens unspent") as info:
         run.run()
     assert "\n" not in str(info.value) and str(tmp_path / "run") in str(info.value)
@@ -133,7 +132,7 @@ def test_repasses_fill_the_room_left_exactly(tmp_path, components, accounting):
     from read_jax.distill.batching import TokenExample
 
     config = dataclasses.replace(CONFIG, accounting=accounting, intervals=1)
-    run = ReadRun(config, components, tmp_path / accounting, R, progress=False)
+    run = ReadRun.open(config, components, tmp_path / accounting, R, progress=False)
     run.budget.pool()
     fresh = [(TokenExample([1] * 9, [2] * 5), "math"), (TokenExample([1] * 3, [2] * 11), "code")]
     for room in (1, 4, 7, 13, 14, 40, 333):

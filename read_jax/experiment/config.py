@@ -1,0 +1,94 @@
+"""The experiment's config, `ExperimentConfig`, checked when it is parsed (before any model is loaded),
+and the names of its requirement modes and search baselines."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from read_jax.errors import ReadJaxError
+from read_jax.loop import LoopConfig
+from read_jax.sources import SOURCES
+from read_jax.sources.config import RealSourceConfig
+
+REQUIREMENT_MODES = ("identifier", "interventions", "card", "true", "uniform")
+# baselines an experiment resolves by a search on the profiling split, then runs as a fixed allocation
+SEARCH_POLICIES = {"grid": "the action set A(τ) for the best fixed allocation",
+                   "one_hot_best": "every one-hot allocation for the best capability"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    loop: LoopConfig = LoopConfig()
+    policies: tuple[str, ...] = ("read_ucb", "uniform", "one_hot")
+    source: str = "world"             # where data comes from: "world" (embedded) or "real" (see read_jax.sources)
+    world_seed: int = 0               # source=world: the world's seed and `WorldConfig.preset` name; recipe
+    world_preset: str = "tiny"        # models must be trained on the same world
+    # models: source=world: "recipe:NAME" or an HF directory; source=real: a model spec (`read_jax.models.resolve`)
+    teacher: str = "recipe:teacher"
+    student: str = "recipe:student"
+    real: RealSourceConfig = RealSourceConfig()
+    # device mesh [data, fsdp, tp] over all devices of all processes the models are loaded onto and run
+    # on (one entry may be -1: the devices left); empty: one device, or with several processes all of
+    # them data-parallel.  Both sources; ``real.mesh`` is the older spelling for source=real.
+    mesh: tuple[int, ...] = ()
+    requirement: str = "interventions"
+    interventions: int = 8
+    intervention_tokens: int = 3000
+    # ΔU of an intervention: "loglik" (mean log-likelihood of the dev answers: smooth) or "exact_match"
+    intervention_utility: str = "loglik"
+    # fit ΔU ≈ b + rᵀΔs with a free intercept b (the change every intervention shares, see fit_requirement)
+    intervention_intercept: bool = True
+    # requirement=interventions: subtract the pilot distillations' tokens from every policy's budget
+    charge_requirement: bool = False
+    # requirement=identifier (the paper's g_φ): auxiliary tasks it trains on (empty: every task of the source
+    # but the target), interventions per auxiliary task, and where their records are cached (empty:
+    # DIR/identifier; share one directory between experiments on the same world to train g_φ once)
+    identifier_tasks: tuple[str, ...] = ()
+    identifier_interventions: int = 6
+    identifier_cache: str = ""
+    # the search baselines (policies `grid`, `one_hot_best`): tokens per candidate (0: intervention_tokens)
+    # and at most this many candidates of A(τ) for `grid`
+    search_tokens: int = 0
+    search_max_candidates: int = 16
+    eval_split: str = "test"
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ReadJaxError(f"source: unknown data source {self.source!r}; choose one of {', '.join(SOURCES)}")
+        if self.requirement not in REQUIREMENT_MODES:
+            raise ReadJaxError(f"requirement must be one of {', '.join(REQUIREMENT_MODES)}, got {self.requirement!r}")
+        if not self.policies:
+            raise ReadJaxError("policies must name at least one policy")
+        # policy names (and best_fixed allocations) are checked here, when the config is parsed, not when
+        # their run starts after the requirement stage; allocation lengths are checked by the source, which
+        # knows the capabilities
+        from read_jax.bandit.policies import parse_policy_spec
+
+        for i, spec in enumerate(self.policies):
+            if spec not in SEARCH_POLICIES:
+                parse_policy_spec(spec, where="policies")
+            if spec in self.policies[:i]:
+                raise ReadJaxError(f"policies: {spec!r} is listed twice; list each policy once")
+        parse_policy_spec(self.loop.policy, where="loop.policy")
+        if self.search_tokens < 0 or self.search_max_candidates < 1:
+            raise ReadJaxError(f"search_tokens must be >= 0 and search_max_candidates >= 1, got {self.search_tokens} "
+                               f"and {self.search_max_candidates}")
+        if self.identifier_interventions < 1:
+            raise ReadJaxError(f"identifier_interventions must be >= 1, got {self.identifier_interventions}")
+        if self.interventions < 1 or self.intervention_tokens < 1:
+            raise ReadJaxError(f"interventions and intervention_tokens must be >= 1, got {self.interventions} and "
+                               f"{self.intervention_tokens}")
+        if self.source == "world":
+            from read_jax.worlds.data import WorldConfig
+
+            try:
+                WorldConfig.preset(self.world_preset)
+            except ReadJaxError as err:
+                raise ReadJaxError(f"world_preset: {err}") from None
+        if self.intervention_utility not in ("loglik", "exact_match"):
+            raise ReadJaxError(f"intervention_utility must be 'loglik' or 'exact_match', got "
+                               f"{self.intervention_utility!r}")
+        if self.eval_split not in ("dev", "test"):
+            raise ReadJaxError(f"eval_split must be 'dev' or 'test', got {self.eval_split!r}")
+        if self.mesh and (len(self.mesh) != 3 or any(m == 0 or m < -1 for m in self.mesh)):
+            raise ReadJaxError(f"mesh: expected [data, fsdp, tp] sizes >= 1 (one may be -1), got {list(self.mesh)}")
