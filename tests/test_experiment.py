@@ -111,3 +111,25 @@ def test_search_baselines_run_the_best_candidate_of_the_profiling_split(tmp_path
     one_hots = json.loads((tmp_path / "search" / "one_hot_best.json").read_text())["candidates"]
     assert np.array_equal(one_hots, np.eye(8))
     assert len(json.loads((tmp_path / "search" / "grid.json").read_text())["candidates"]) <= 4
+
+
+def test_one_hot_variants_run_with_their_teacher_signal_and_objective(tmp_path):
+    """`one_hot.<signal>_<objective>`: the one-hot run with that supervision, at the same spend;
+    CoT (no rationales yet) and unknown variants are refused when the config is parsed."""
+    variants = ("one_hot.resp_kd", "one_hot.logit_sft", "one_hot.logit_kd")
+    config = dataclasses.replace(TINY, policies=variants, requirement="uniform")
+    report = Experiment(config, tmp_path, components=_components(), progress=False).run()
+    loops = {}
+    for name in variants:
+        p = report["policies"][name]
+        assert p["policy"] == "one_hot" and p["tokens_used"] >= 0.98 * TINY.loop.budget_tokens
+        assert all(max(a) == 1.0 for a in p["allocations"])
+        loops[name] = json.loads((tmp_path / "runs" / name / "run.json").read_text())["config"]
+    assert loops["one_hot.resp_kd"]["train"]["loss"]["kl"] == 1.0 == 1.0 + loops["one_hot.resp_kd"]["train"]["loss"]["ce"]
+    assert loops["one_hot.logit_sft"]["generation"]["temperature"] == 0.0
+    assert loops["one_hot.logit_kd"]["generation"]["topk_logprobs"] == 20
+    assert loops["one_hot.logit_kd"]["train"]["loss"]["topk_kl"] == 1.0
+    for bad, match in (("one_hot.cot_sft", "rationales"), ("one_hot.resp_rl", "unknown one-hot variant")):
+        with pytest.raises(ReadJaxError, match=match) as info:
+            ExperimentConfig(loop=TINY.loop, policies=(bad,))
+        assert "\n" not in str(info.value)

@@ -143,3 +143,31 @@ def test_repasses_fill_the_room_left_exactly(tmp_path, components, accounting):
         assert cost == room or (accounting == "artifact" and room < 4 and cost == 0), (room, cost)
         assert caps == ["math" if len(e.prompt) == 9 else "code" for e in examples]
     assert [len(e.prompt) for e in examples[:6]] == [9, 3] * 3  # cyclically, in order
+
+
+def test_the_logit_signal_trains_on_the_teachers_top_k_captured_at_generation(tmp_path, components):
+    """``generation.topk_logprobs`` captures the teacher's top-k with every answer token; the examples
+    trained on carry them aligned with the answer (greedy: the top-1 id is the answer's token)."""
+    from read_jax.distill import LossConfig
+
+    config = LoopConfig(budget_tokens=800, intervals=1, probes_per_capability=2, dev_every=1.0,
+                        generation=GenerationConfig(max_new_tokens=8, prompts_per_call=16, keep_unfinished=True,
+                                                    temperature=0.0, topk_logprobs=4),
+                        train=TrainConfig(rows=8, loss=LossConfig(ce=0.0, topk_kl=1.0)))
+    run = ReadRun.open(config, components, tmp_path / "run", R, progress=False)
+    seen, train = [], run._train
+
+    def spy(examples, caps, work):
+        seen.extend(examples)
+        return train(examples, caps, work)
+
+    run._train = spy
+    record = run.step()
+    assert seen and np.isfinite(record["train_loss"])
+    for ex in seen:
+        ids, lps = np.asarray(ex.topk_ids), np.asarray(ex.topk_logprobs)
+        assert ids.shape == lps.shape == (len(ex.response), 4)
+        np.testing.assert_array_equal(ids[:, 0], ex.response)
+        assert np.all(lps <= 1e-6) and np.all(np.diff(lps, axis=1) <= 1e-6)  # log-probs, best first
+    with pytest.raises(ReadJaxError, match="loop.generation.topk_logprobs"):
+        dataclasses.replace(config, generation=GenerationConfig())

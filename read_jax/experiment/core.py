@@ -19,7 +19,7 @@ from read_jax.capabilities.probes import ProbeSuite, task_utility
 from read_jax.config import from_dict, override, to_dict
 from read_jax.distributed import is_primary
 from read_jax.errors import ReadJaxError
-from read_jax.experiment.config import SEARCH_POLICIES, ExperimentConfig
+from read_jax.experiment.config import SEARCH_POLICIES, ExperimentConfig, one_hot_variant, with_one_hot_variant
 from read_jax.experiment.files import VERSION_FILE, _check_same_config, _check_version, _differences, _undo_writes
 from read_jax.experiment.report import _phase_totals, overhead_share
 from read_jax.experiment.requirement import RequirementStage
@@ -169,6 +169,8 @@ class Experiment:
         run_dir = self.out / "runs" / (name or policy)
         loop = dataclasses.replace(self.config.loop, policy=policy,
                                    budget_tokens=budget_tokens or self.config.loop.budget_tokens)
+        if (variant := one_hot_variant(policy)) is not None:
+            loop = with_one_hot_variant(loop, variant)
         kwargs = {"allocation": tuple(allocation)} if allocation is not None else None
         run = ReadRun.open(loop, self.c, run_dir, r, probes=self.probes, progress=self.progress, policy_kwargs=kwargs,
                            initial_profile=self.initial_profile(self.probes))  # resumes a run part-way done

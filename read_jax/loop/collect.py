@@ -147,7 +147,7 @@ class CollectPhase:
         key = jax.random.fold_in(self._interval_key(), Streams.GENERATION + call)
         out = generate_in_chunks(self.teacher_sampler, prompt_ids, max_rows=gen.prompts_per_call,
                                  max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
-                                 eos_id=self.components.tokenizer.eos_token_id,
+                                 eos_id=self.components.tokenizer.eos_token_id, topk_logprobs=gen.topk_logprobs,
                                  seed=int(jax.random.randint(key, (), 0, 2**30)))
         faults.point("generate")
         generated = sum(len(t) for t in out.tokens)
@@ -168,7 +168,9 @@ class CollectPhase:
         if gen.require_format:
             finished = [i for i, ok in zip(finished, obeys) if ok]
         spent["unfinished"] += len(out.tokens) - len(finished)
-        examples = [TokenExample(prompt_ids[i], out.tokens[i]) for i in finished]
+        topk = out.topk_ids is not None  # the Logit signal: the teacher's top-k at every answer token
+        examples = [TokenExample(prompt_ids[i], out.tokens[i], out.topk_ids[i] if topk else None,
+                                 out.topk_logprobs[i] if topk else None) for i in finished]
         keep = self.budget.fit_count((len(e.prompt), len(e.response)) for e in examples)
         if keep < len(examples):  # the first example that does not fit is cut to the tokens left
             rest = examples[keep]

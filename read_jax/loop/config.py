@@ -27,6 +27,9 @@ class GenerationConfig:
     eval_max_new_tokens: int = 0
     # train only on answers that obey their template's output format (real packs declare one per template)
     require_format: bool = False
+    # the teacher's top-k log-probs captured with every generated token (the Logit teacher signal: soft
+    # targets for `train.loss.topk_kl`, no teacher forward in training); 0: not captured
+    topk_logprobs: int = 0
 
     @property
     def eval_tokens(self) -> int:
@@ -38,6 +41,8 @@ class GenerationConfig:
                                "generation.eval_max_new_tokens >= 0")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ReadJaxError("generation.temperature must be >= 0 and generation.top_p in (0, 1]")
+        if self.topk_logprobs < 0:
+            raise ReadJaxError(f"generation.topk_logprobs must be >= 0, got {self.topk_logprobs}")
 
 
 def _loop_optimizer() -> OptimizerConfig:
@@ -70,9 +75,6 @@ class TrainConfig:
             raise ReadJaxError("train.rows >= 1 and train.max_length >= 8 are required")
         if not callable(self.optimizer.learning_rate) and self.optimizer.learning_rate <= 0:
             raise ReadJaxError(f"train.optimizer.learning_rate must be > 0, got {self.optimizer.learning_rate}")
-        if self.loss.needs_topk:
-            raise ReadJaxError("train.loss.topk_kl: the loop trains on the teacher's text and logits; it does not "
-                               "capture top-k log-probs (use kl)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,3 +142,6 @@ class LoopConfig:
             raise ReadJaxError(f"loop.dev_every must be in (0, 1], got {self.dev_every}")
         if self.accounting not in ("artifact", "paper"):
             raise ReadJaxError(f"loop.accounting must be 'artifact' or 'paper', got {self.accounting!r}")
+        if self.train.loss.needs_topk and self.generation.topk_logprobs < 1:
+            raise ReadJaxError("loop.train.loss.topk_kl trains on the teacher's top-k log-probs captured at generation; "
+                               "set loop.generation.topk_logprobs (e.g. 20)")

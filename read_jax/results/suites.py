@@ -20,7 +20,8 @@ from read_jax.loop import LoopConfig
 # read_paper runs on the cell's action set here (every policy of a cell shares loop.bandit); the paper's own
 # action set and one-hots off are experiments/read_paper.yaml
 MAIN_POLICIES = ("read_ucb", "read_paper", "read_thompson", "read_ensemble", "greedy", "greedy_ensemble", "uniform",
-                 "task_static", "grid", "one_hot", "one_hot_best", "odm", "doremi")
+                 "task_static", "grid", "one_hot", "one_hot.resp_kd", "one_hot.logit_sft", "one_hot.logit_kd",
+                 "one_hot_best", "odm", "doremi")
 SWEEP_POLICIES = ("read_ucb", "uniform", "task_static", "one_hot_best")
 WORLD_CAPABILITIES = 8
 
