@@ -38,7 +38,7 @@ ops = st.lists(st.one_of(
 
 
 def loop_examples(budget: TokenBudget, examples: list[TokenExample]) -> list[TokenExample]:
-    """The examples `ReadRun.step` trains on (read_jax/loop/run.py, "the first example that does not fit
+    """The examples `ReadRun.step` trains on (read_jax/loop/collect.py, "the first example that does not fit
     is cut to the tokens left"): the leading ones `fit_count` keeps, then the next one with its
     labels cut to the room left (dropped if no label token fits)."""
     keep = budget.fit_count((len(e.prompt), len(e.response)) for e in examples)

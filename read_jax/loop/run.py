@@ -15,8 +15,9 @@ One `ReadRun` owns everything that changes during a run: the student's parameter
 optimizer state (inside a `Distiller`), the policy state, the RNG key, the token budget,
 the prompt sampler's cursor, the profile and the history.  After every interval it writes
 one orbax checkpoint of all of it and rewrites ``history.jsonl`` from the checkpointed
-history, so ``ReadRun.resume(run_dir, components)`` continues exactly where the run stopped
-(the next interval sees the same parameters, budget, sampler state and keys).
+history, so ``ReadRun.open`` on the same directory continues exactly where the run stopped
+(the next interval sees the same parameters, budget, sampler state and keys).  The interval's
+generate-and-train phase is `read_jax.loop.collect`.
 
 The token budget is a hard limit: generation is only started when its worst case
 (prompts × max_new_tokens) fits what is left of the teacher pool, and only the examples
