@@ -28,22 +28,23 @@ def format_table(report: dict[str, Any]) -> str:
     """The demo's summary table: utility, tokens, per-phase wall time, profile per policy."""
     caps = report["capabilities"]
     short = [c[:6] for c in caps]
+    w = max(10, *(len(name) for name in report["policies"]))  # policy names such as one_hot.logit_sft
     lines = [f"task {report['task']}   budget {report['budget']['total_tokens']} tokens "
              f"({report['budget']['accounting']} accounting)   utility = {report.get('metric', 'exact_match')} on "
              f"{report['eval_split']}",
-             f"{'policy':<10} {'utility':>8} {'tokens':>8} {'gen s':>7} {'train s':>8} {'probe s':>8} "
+             f"{'policy':<{w}} {'utility':>8} {'tokens':>8} {'gen s':>7} {'train s':>8} {'probe s':>8} "
              f"{'bandit s':>9} {'dev s':>6} {'ovh %':>6}   " + " ".join(f"{s:>6}" for s in short)]
     init = report["initial"]
-    lines.append(f"{'initial':<10} {init['utility']:>8.3f} {0:>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6} {'':>6}   "
+    lines.append(f"{'initial':<{w}} {init['utility']:>8.3f} {0:>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6} {'':>6}   "
                  + " ".join(f"{init['profile'][c]:>6.2f}" for c in caps))
     for name, p in report["policies"].items():
         ph = p["phase_seconds"]
-        lines.append(f"{name:<10} {p['utility']:>8.3f} {p['tokens_used']:>8} {ph.get('generate', 0):>7.1f} "
+        lines.append(f"{name:<{w}} {p['utility']:>8.3f} {p['tokens_used']:>8} {ph.get('generate', 0):>7.1f} "
                      f"{ph.get('train', 0):>8.1f} {ph.get('probe', 0):>8.1f} {ph.get('bandit', 0):>9.1f} "
                      f"{ph.get('dev_eval', 0):>6.1f} {100 * p.get('overhead_share', 0.0):>6.1f}   " + " ".join(f"{p['profile'][c]:>6.2f}" for c in caps))
     t = report["teacher"]["profile"]
     teacher_u = report["teacher"].get("utility")
-    lines.append(f"{'teacher':<10} {'' if teacher_u is None else f'{teacher_u:.3f}':>8} {'':>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6} {'':>6}   "
+    lines.append(f"{'teacher':<{w}} {'' if teacher_u is None else f'{teacher_u:.3f}':>8} {'':>8} {'':>7} {'':>8} {'':>8} {'':>9} {'':>6} {'':>6}   "
                  + " ".join(f"{t[c]:>6.2f}" for c in caps))
     extras = sorted(init.get("extra_utility") or {})
     if extras:
