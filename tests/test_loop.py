@@ -171,3 +171,30 @@ def test_the_logit_signal_trains_on_the_teachers_top_k_captured_at_generation(tm
         assert np.all(lps <= 1e-6) and np.all(np.diff(lps, axis=1) <= 1e-6)  # log-probs, best first
     with pytest.raises(ReadJaxError, match="loop.generation.topk_logprobs"):
         dataclasses.replace(config, generation=GenerationConfig())
+
+
+def test_ablation_switches_turn_off_calibration_kappa_shrinking_and_rho(tmp_path, components, monkeypatch):
+    """Dev checkpoints whose utility rises with the proxy reward, then stalls: with the switches on the
+    reward scale becomes the fitted slope and κ shrinks; with ``calibrate`` / ``shrink_kappa`` off the
+    scale stays 1 and κ where it started.  ``context_rho`` off zeroes ρ in the context."""
+    from read_jax.loop import run as run_module
+
+    runs = {}
+    for name, bandit in (("on", BanditConfig()),
+                         ("off", BanditConfig(calibrate=False, shrink_kappa=False, context_rho=False))):
+        run = ReadRun.open(dataclasses.replace(CONFIG, policy="read_ucb", bandit=bandit), components,
+                           tmp_path / name, R, probes=runs["on"][0].probes if runs else None, progress=False)
+        kappa0 = np.asarray(run.policy_state.kappa)
+        for proxy, utility in ((0.1, 0.2), (0.3, 0.6), (0.4, 0.55)):  # rising with the proxy, then a stall
+            run.cum_proxy = proxy
+            monkeypatch.setattr(run_module, "task_utility", lambda *a, u=utility, **k: u)
+            run._dev_eval()
+        runs[name] = (run, kappa0)
+    on, kappa0 = runs["on"]
+    assert on.reward_scale != 1.0 and np.asarray(on.policy_state.kappa) < kappa0
+    off, kappa0 = runs["off"]
+    assert off.reward_scale == 1.0 and np.asarray(off.policy_state.kappa) == kappa0
+    n, w = len(on.caps), np.full(len(on.caps), 1 / len(on.caps))
+    on.w_prev = off.w_prev = w
+    np.testing.assert_allclose(np.asarray(on._context(0.5))[-2 * n:-n], w, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(off._context(0.5))[-2 * n:], 0.0)

@@ -164,7 +164,7 @@ class ReadRun(CollectPhase):
         """Run the policy's select and update once on this run's shapes and throw the results away:
         XLA compiles them at setup instead of inside the first interval's bandit time (one-time
         work that is not per-interval overhead).  The policy is pure, so its state is unchanged."""
-        x = make_context(self.requirement, self.profile, 1.0, self.w_prev, self.ds_prev)
+        x = self._context(1.0)
         w, state = self.policy.select(self.policy_state, x, self.actions,
                                       jax.random.fold_in(self.key, Streams.WARMUP_COMPILE),
                                       self.action_mask)
@@ -180,8 +180,7 @@ class ReadRun(CollectPhase):
         """One interval, phase by phase: select → generate + train → probe → reward → dev eval → record."""
         timing: dict[str, float] = {}
         with timed(timing, "bandit"):
-            x = make_context(self.requirement, self.profile, self.budget.remaining / max(self.budget.limit, 1),
-                             self.w_prev, self.ds_prev)
+            x = self._context(self.budget.remaining / max(self.budget.limit, 1))
             w = self._select(x)
         work = self._collect(w, timing)
         with timed(timing, "probe"):
@@ -217,6 +216,12 @@ class ReadRun(CollectPhase):
         return record
 
     # -- the phases of an interval -------------------------------------------------------------
+    def _context(self, budget_left: float) -> jax.Array:
+        """x = [r; s; b; ρ], ρ = (previous allocation, previous profile change), zeroed when
+        ``bandit.context_rho`` is off (the ablation; the artifact's context has no ρ)."""
+        rho = (self.w_prev, self.ds_prev) if self.config.bandit.context_rho else (np.zeros_like(self.w_prev),) * 2
+        return make_context(self.requirement, self.profile, budget_left, *rho)
+
     def _interval_key(self) -> jax.Array:
         """This interval's key: the bandit selects with it; generation calls fold `Streams.GENERATION` in."""
         return jax.random.fold_in(self.key, self.t)
@@ -262,15 +267,19 @@ class ReadRun(CollectPhase):
                                   or self.t + 1 >= self.config.intervals or self.budget.exhausted)
 
     def _dev_eval(self) -> float:
-        """Task utility on the profiling split: recalibrates the reward scale and may shrink κ."""
+        """Task utility on the profiling split: recalibrates the reward scale and may shrink κ (each
+        unless its ablation switch, ``bandit.calibrate`` / ``bandit.shrink_kappa``, is off)."""
         gen = self.config.generation
         c = self.components
         dev = task_utility(self.distiller.student, c.task, c.tokenizer, c.encode_prompt, "dev",
                            max_new_tokens=gen.eval_tokens, mesh=self.components.mesh)
         self.dev_points.append((self.cum_proxy, dev))
-        cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
-        self.reward_scale = float(cal.reward_scale)
-        self.policy_state = self.policy.on_checkpoint(self.policy_state, dev)
+        b = self.config.bandit
+        if b.calibrate:
+            cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
+            self.reward_scale = float(cal.reward_scale)
+        if b.shrink_kappa:
+            self.policy_state = self.policy.on_checkpoint(self.policy_state, dev)
         while self.next_dev <= self.budget.progress + 1e-9:
             self.next_dev += self.config.dev_every
         faults.point("dev_eval")

@@ -191,8 +191,7 @@ def ablation_section(data: dict[str, Any]) -> list[str]:
     lines.append(f"| {rows[0][0]} | {_fmt(*mean_ci(base))} | |")
     lines += [f"| {name} | {_fmt(*mean_ci(v))} | {'' if np.isnan(p) else f'{p:.3f}'} |"
               for (name, v), p in zip(rows[1:], adjusted)]
-    return lines + ["", "Not built as switches yet (so not ablated): no κ decay, no calibration, context "
-                        "without ρ.", ""]
+    return lines + [""]
 
 
 SECTIONS = {"main": main_section, "transfer": transfer_section, "budget": budget_section,

@@ -83,7 +83,8 @@ def ablations(small: bool, root: str) -> list[Cell]:
     """ReAD with one part changed at a time (the parts the code has a switch for)."""
     variants: dict[str, dict[str, Any]] = {
         "default": {}, "no_spillover_penalty": {"beta": 0.0}, "top_k_2": {"top_k": 2}, "top_k_4": {"top_k": 4},
-        "no_one_hot_actions": {"include_one_hot": False},
+        "no_one_hot_actions": {"include_one_hot": False}, "no_kappa_decay": {"shrink_kappa": False},
+        "no_calibration": {"calibrate": False}, "context_without_rho": {"context_rho": False},
     }
     cells = []
     for name, bandit in variants.items():
