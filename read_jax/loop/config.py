@@ -104,9 +104,9 @@ class BanditConfig:
     action_set: Literal["sparse", "paper"] = "sparse"
     local_step: float = 0.1
     warmup: int | None = None
-    # switches for the ablations (each True is the method): κ shrinks (the policy's kappa_decay) when a dev checkpoint stalls; the
-    # proxy reward rescaled by the dev checkpoints (False: scale 1); ρ, the previous allocation and profile
-    # change, in the context (False: zeroed, the artifact's context without ρ)
+    # switches for the ablations (each True is the method): a ReAD policy's κ shrinks when a dev checkpoint
+    # stalls (False: its kappa_decay is 1); the proxy reward is rescaled by the dev checkpoints (False:
+    # scale 1); ρ, the previous allocation and profile change, is in the context (False: zeroed)
     shrink_kappa: bool = True
     calibrate: bool = True
     context_rho: bool = True

@@ -107,6 +107,8 @@ class ReadRun(CollectPhase):
             kwargs.setdefault("kappa", b.kappa)
         if b.warmup is not None and config.policy.startswith(("read_", "greedy")):
             kwargs.setdefault("warmup", b.warmup)
+        if not b.shrink_kappa and config.policy.startswith("read_"):  # the ablation: κ kept at κ₀
+            kwargs["kappa_decay"] = 1.0
         self.policy = make_policy(config.policy, n_caps=len(self.caps), **kwargs)
         self.actions = jnp.asarray(build_candidate_actions(
             list(self.caps), self.requirement.tolist(), 2, list(b.weight_grid), b.top_k, b.max_candidates,
@@ -267,19 +269,17 @@ class ReadRun(CollectPhase):
                                   or self.t + 1 >= self.config.intervals or self.budget.exhausted)
 
     def _dev_eval(self) -> float:
-        """Task utility on the profiling split: recalibrates the reward scale and may shrink κ (each
-        unless its ablation switch, ``bandit.calibrate`` / ``bandit.shrink_kappa``, is off)."""
+        """Task utility on the profiling split: recalibrates the reward scale (unless ``bandit.calibrate``
+        is off) and lets the policy shrink κ (by its ``kappa_decay``: 1 with ``bandit.shrink_kappa`` off)."""
         gen = self.config.generation
         c = self.components
         dev = task_utility(self.distiller.student, c.task, c.tokenizer, c.encode_prompt, "dev",
                            max_new_tokens=gen.eval_tokens, mesh=self.components.mesh)
         self.dev_points.append((self.cum_proxy, dev))
-        b = self.config.bandit
-        if b.calibrate:
+        if self.config.bandit.calibrate:
             cal = calibrate([p for p, _ in self.dev_points], [u for _, u in self.dev_points])
             self.reward_scale = float(cal.reward_scale)
-        if b.shrink_kappa:
-            self.policy_state = self.policy.on_checkpoint(self.policy_state, dev)
+        self.policy_state = self.policy.on_checkpoint(self.policy_state, dev)
         while self.next_dev <= self.budget.progress + 1e-9:
             self.next_dev += self.config.dev_every
         faults.point("dev_eval")
