@@ -4,6 +4,7 @@ and the names of its requirement modes and search baselines."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from read_jax.errors import ReadJaxError
 from read_jax.loop import LoopConfig
@@ -18,43 +19,50 @@ SEARCH_POLICIES = {"grid": "the action set A(τ) for the best fixed allocation",
 # The paper's one-hot baselines, teacher signal x objective: `one_hot.<signal>_<objective>` runs the
 # one-hot policy (the whole budget on the estimated top capability) with that supervision.  The paper
 # names the six cells without defining them further; this is read_jax's reading (docs/deviations.md).
-ONE_HOT_VARIANTS = {
-    "resp_sft": "cross-entropy on the teacher's sampled answer (the same run as `one_hot`)",
-    "resp_kd": "forward KL to the teacher's full next-token distribution at every answer token",
-    "logit_sft": "cross-entropy on the teacher's greedy answer (the arg-max of its logits)",
-    "logit_kd": "sparse KL to the teacher's top-k log-probs captured at generation (k = 20)",
-}
-COT_VARIANTS = ("cot_sft", "cot_kd")
 LOGIT_TOP_K = 20
 
 
-def one_hot_variant(spec: str) -> str | None:
+@dataclasses.dataclass(frozen=True)
+class OneHotVariant:
+    """One cell of the paper's grid: what it trains on, and the loop settings that make it so."""
+
+    description: str
+    generation: dict[str, Any] = dataclasses.field(default_factory=dict)  # GenerationConfig fields to set
+    loss: dict[str, Any] = dataclasses.field(default_factory=dict)        # LossConfig fields to set
+
+
+ONE_HOT_VARIANTS = {
+    "resp_sft": OneHotVariant("cross-entropy on the teacher's sampled answer (the same run as `one_hot`)"),
+    "resp_kd": OneHotVariant("forward KL to the teacher's full next-token distribution at every answer token",
+                             loss={"ce": 0.0, "kl": 1.0}),
+    "logit_sft": OneHotVariant("cross-entropy on the teacher's greedy answer (the arg-max of its logits)",
+                               generation={"temperature": 0.0}),
+    "logit_kd": OneHotVariant(f"sparse KL to the teacher's top-{LOGIT_TOP_K} log-probs captured at generation",
+                              generation={"topk_logprobs": LOGIT_TOP_K}, loss={"ce": 0.0, "topk_kl": 1.0}),
+}
+COT_VARIANTS = ("cot_sft", "cot_kd")
+
+
+def one_hot_variant(spec: str) -> OneHotVariant | None:
     """The variant named by a policy spec ``one_hot.<variant>`` (None for any other spec); unknown or
     unavailable variants fail with one line naming them."""
     if not spec.startswith("one_hot."):
         return None
-    variant = spec.split(".", 1)[1]
-    if variant in COT_VARIANTS:
+    name = spec.split(".", 1)[1]
+    choices = ", ".join("one_hot." + v for v in ONE_HOT_VARIANTS)
+    if name in COT_VARIANTS:
         raise ReadJaxError(f"policies: {spec!r}: the CoT teacher signal needs rationales, which neither source's "
-                           f"teacher emits yet; use one of {', '.join('one_hot.' + v for v in ONE_HOT_VARIANTS)}")
-    if variant not in ONE_HOT_VARIANTS:
-        raise ReadJaxError(f"policies: unknown one-hot variant {spec!r}; choose one of "
-                           f"{', '.join('one_hot.' + v for v in ONE_HOT_VARIANTS)}")
-    return variant
+                           f"teacher emits yet; use one of {choices}")
+    if name not in ONE_HOT_VARIANTS:
+        raise ReadJaxError(f"policies: unknown one-hot variant {spec!r}; choose one of {choices}")
+    return ONE_HOT_VARIANTS[name]
 
 
-def with_one_hot_variant(loop: LoopConfig, variant: str) -> LoopConfig:
+def with_one_hot_variant(loop: LoopConfig, variant: OneHotVariant) -> LoopConfig:
     """``loop`` running the one-hot policy with ``variant``'s teacher signal and objective."""
-    gen, loss = loop.generation, loop.train.loss
-    if variant == "resp_kd":
-        loss = dataclasses.replace(loss, ce=0.0, kl=1.0)
-    elif variant == "logit_sft":
-        gen = dataclasses.replace(gen, temperature=0.0)
-    elif variant == "logit_kd":
-        gen = dataclasses.replace(gen, topk_logprobs=LOGIT_TOP_K)
-        loss = dataclasses.replace(loss, ce=0.0, topk_kl=1.0)
-    return dataclasses.replace(loop, policy="one_hot", generation=gen,
-                               train=dataclasses.replace(loop.train, loss=loss))
+    train = dataclasses.replace(loop.train, loss=dataclasses.replace(loop.train.loss, **variant.loss))
+    return dataclasses.replace(loop, policy="one_hot", generation=dataclasses.replace(loop.generation,
+                                                                                      **variant.generation), train=train)
 
 
 @dataclasses.dataclass(frozen=True)
