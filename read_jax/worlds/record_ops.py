@@ -107,12 +107,15 @@ def _lc_factors(d, s) -> dict[str, float]:
 
 
 # ============================================================ the ops (`ops.OPS` registers them, in this order)
-TOOL_OPS: tuple[Op, ...] = (
-    _tool("weather", ("city", "day"), lambda d, rng: {"city": _pick(rng, d.cities), "day": _pick(rng, DAYS)}),
-    _tool("timer", ("n", "unit"), lambda d, rng: {"n": _tool_number(d, rng), "unit": _pick(rng, UNITS)}),
-    _tool("flight", ("src", "dst"), lambda d, rng: dict(zip(("src", "dst"), _two_cities(d, rng)))),
-    _tool("send", ("to", "msg"), lambda d, rng: {"to": _pick(rng, d.entities), "msg": _pick(rng, NOUNS)}),
-    _tool("convert", ("n", "c1", "c2"), lambda d, rng: dict(
+# each tool: its name, its arguments in call order, and how they are drawn
+_TOOLS: tuple[tuple[str, tuple[str, ...], Callable[[WorldData, np.random.Generator], Slots]], ...] = (
+    ("weather", ("city", "day"), lambda d, rng: {"city": _pick(rng, d.cities), "day": _pick(rng, DAYS)}),
+    ("timer", ("n", "unit"), lambda d, rng: {"n": _tool_number(d, rng), "unit": _pick(rng, UNITS)}),
+    ("flight", ("src", "dst"), lambda d, rng: dict(zip(("src", "dst"), _two_cities(d, rng)))),
+    ("send", ("to", "msg"), lambda d, rng: {"to": _pick(rng, d.entities), "msg": _pick(rng, NOUNS)}),
+    ("convert", ("n", "c1", "c2"), lambda d, rng: dict(
         zip(("n", "c1", "c2"), (_tool_number(d, rng), *[CURRENCIES[i] for i in rng.permutation(len(CURRENCIES))[:2]])))),
 )
+TOOL_OPS: tuple[Op, ...] = tuple(_tool(*tool) for tool in _TOOLS)
+TOOL_ARGS: dict[str, tuple[str, ...]] = {f"tool_{name}": args for name, args, _ in _TOOLS}
 LONG_CONTEXT_OP = Op("kv", "long_context", _lc_sample, _lc_solve, _lc_factors)

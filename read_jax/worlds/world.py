@@ -28,6 +28,7 @@ from read_jax.capabilities import (
 from read_jax.errors import ReadJaxError
 from read_jax.worlds.data import WorldConfig, WorldData, build_world_data
 from read_jax.worlds.ops import OPS, Op
+from read_jax.worlds.rationales import cot_prompt, final_answer, rationale, with_rationale
 from read_jax.worlds.tasks import COMPOSITE_OPS, ORACLES, TASK_SPECS, WORKLOAD_SPECS, TaskSpec, WorkloadSpec
 from read_jax.worlds.tokenizer import SEP, build_tokenizer
 
@@ -192,8 +193,20 @@ class World:
 
     @staticmethod
     def score(pred: str, example: Example) -> float:
-        """Exact match after whitespace normalisation (case-sensitive)."""
-        return exact_match(pred, example.answer)
+        """Exact match of the final answers after whitespace normalisation (case-sensitive): a rationale
+        before the answer (`rationales.final_answer`) is neither required nor scored."""
+        return exact_match(final_answer(pred), final_answer(example.answer))
+
+    def rationale(self, example: Example) -> str:
+        """The worked step behind a capability example's answer (`read_jax.worlds.rationales`)."""
+        if example.capability is None or not example.template_id:
+            raise ReadJaxError("rationales exist for capability examples only")
+        return rationale(self.data, self.template(example.template_id).op, dict(example.slots))
+
+    def with_rationale(self, example: Example) -> Example:
+        """The example asked with the rationale mark and answered ``"<rationale>; <answer>"``."""
+        return dataclasses.replace(example, prompt=cot_prompt(example.prompt),
+                                   answer=with_rationale(self.rationale(example), example.answer))
 
     # ------------------------------------------------------------------ tasks
     @property
@@ -263,7 +276,7 @@ class World:
                 test_seed=spec.test_seed,
                 stated_requirement=tuple(self.registry.as_dict(r).items()) if self.config.cards_state_requirement else None,
             )
-            out.append(Task(card=card, dev=tuple(dev), test=tuple(test), true_r=r))
+            out.append(Task(card=card, dev=tuple(dev), test=tuple(test), true_r=r, scorer=self.score))
         return tuple(out)
 
     def task(self, name: str) -> Task:
@@ -310,16 +323,18 @@ class World:
         capability_weights: Mapping[str, float] | None = None,
         tasks: Sequence[str] | None = None,
         exclude: LeakageFilter | None = None,
+        cot_share: float = 0.0,
     ) -> Iterator[Example]:
-        """Endless teacher-training stream: capabilities ~ weights, composite tasks with `task_share`.
+        """Endless teacher-training stream: capabilities ~ weights, composite tasks with `task_share`,
+        a capability example asked for its rationale (`with_rationale`) with probability `cot_share`.
 
         No example repeats a composite task's evaluation prompt (dev, test, exemplars); `exclude`
         adds more prompts to keep out (e.g. a probe suite).  Workload tasks' prompts are not
         kept out: the shipped recipes' streams predate them, and the filter changes the stream
         (they are kept out of ReAD's generated data, see `prompt_sampler`).
         """
-        if not (0.0 <= task_share <= 1.0):
-            raise ReadJaxError("task_share must be in [0, 1]")
+        if not (0.0 <= task_share <= 1.0) or not (0.0 <= cot_share <= 1.0):
+            raise ReadJaxError("task_share and cot_share must be in [0, 1]")
         cw = self.registry.vector(capability_weights or {c: 1.0 for c in self.capabilities}, normalise=True)
         task_list = list(tasks if tasks is not None else self.composite_task_names)
         for t in task_list:
@@ -340,7 +355,8 @@ class World:
             for _ in range(_MAX_TRIES):
                 ex = self.instantiate(temps[int(rng.integers(len(temps)))], rng)
                 if not (leak.is_leaked(ex.prompt) or (exclude is not None and exclude.is_leaked(ex.prompt))):
-                    yield ex
+                    # drawn only when asked for, so the streams of recipes without rationales stay as they were
+                    yield self.with_rationale(ex) if cot_share and ex.capability and rng.random() < cot_share else ex
                     break
             else:
                 raise ReadJaxError(f"every draw of {temps[0].capability!r} hits an excluded prompt")
