@@ -14,6 +14,7 @@ from read_jax.worlds.recipe import (STUDENT, TEACHER, acceptance_accuracy, asset
                                     load_or_train, train, training_stream)
 
 THRESHOLD = 0.9
+RATIONALE_THRESHOLD = 0.85  # rationale and answer must both match: a stricter score than the answer's
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def test_recipes_share_the_world():
 
 
 # Scored by `acceptance_accuracy` (256 fresh examples per capability).  The shipped teacher
-# (recipe.json): 1.0 on five capabilities, long_context 0.99, multilingual 0.98, code 0.92.
+# (recipe.json): 1.0 on six capabilities, multilingual 0.99, code 0.93.
 
 
 def test_shipped_teacher_reaches_the_target_on_every_capability(teacher, world):
@@ -65,3 +66,37 @@ def test_teacher_recipe_reaches_the_threshold(world):
     model, log = train(TEACHER, world=world, progress=False)
     acc = acceptance_accuracy(model, world)
     assert min(acc.values()) >= THRESHOLD, (acc, log["seconds"])
+
+
+def test_shipped_teacher_gives_rationales_when_asked(teacher, world):
+    """The CoT teacher signal: asked with the rationale mark, the teacher writes the world's rationale
+    and then the answer, both exactly (recipe.json: 1.0 on five capabilities, 0.996 on reasoning and
+    tool use, 0.91 on multilingual, 0.89 on code); asked without it, it answers as before (above)."""
+    acc = acceptance_accuracy(teacher, world, rationale=True)
+    assert min(acc.values()) >= RATIONALE_THRESHOLD, acc
+
+
+def test_the_loop_asks_the_teacher_for_rationales_and_trains_the_student_on_the_plain_prompt(tmp_path, world):
+    from read_jax.experiment import ExperimentConfig
+    from read_jax.loop import GenerationConfig, LoopConfig, ReadRun
+    from read_jax.loop.collect import IntervalWork
+    from read_jax.sources import build_components
+    from read_jax.worlds.rationales import COT_MARK
+
+    generation = GenerationConfig(max_new_tokens=64, prompts_per_call=32, temperature=0.0, rationale=True)
+    config = ExperimentConfig(loop=LoopConfig(task="dev_assistant", budget_tokens=50_000, intervals=1,
+                                              probes_per_capability=2, generation=generation), policies=("uniform",))
+    components = build_components(config)
+    run = ReadRun.open(config.loop, components, tmp_path, np.full(8, 1 / 8), progress=False)
+    spent = IntervalWork(per_cap=np.zeros(8)).spent
+    prompts, prompt_ids, out = run._generate(np.full(8, 1 / 8), 32, 0, spent)
+    examples, _ = run._examples(prompts, prompt_ids, out, spent)
+    tok = components.tokenizer
+    assert len(examples) >= 28
+    matches = 0
+    for prompt, ex in zip(prompts, examples):
+        text = tok.decode(ex.prompt, skip_special_tokens=True)
+        assert text.strip() == prompt.prompt and COT_MARK not in text  # the student's prompt is the plain one
+        response = tok.decode(ex.response, skip_special_tokens=True)
+        matches += response == world.with_rationale(prompt).answer
+    assert matches >= 0.85 * len(examples)

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from read_jax.capabilities.registry import Example
+from read_jax.capabilities.registry import exact_match as exact_match_text
 from read_jax.capabilities.sampler import LeakageFilter
 from read_jax.distill.batching import collate
 from read_jax.distill.losses import LossConfig
@@ -71,6 +72,11 @@ class Recipe:
     # their requests are ordinary capability prompts, and the tiny world's prompt space is small
     # enough that a long stream repeats many of them (see `World.iter_mixture`)
     hold_out_workload_evals: bool = False
+    # share of capability examples asked with the rationale mark and answered "<rationale>; <answer>"
+    # (`read_jax.worlds.rationales`): a teacher that can give the CoT signal
+    cot_share: float = 0.0
+    # start from this recipe's checkpoint instead of a fresh initialisation (a second training stage)
+    init_from: str = ""
 
     def world(self) -> World:
         return World(self.world_seed, WorldConfig.preset(self.world_preset))
@@ -86,8 +92,11 @@ class Recipe:
         """Names the checkpoint: the recipe, the world's knob values and the world generator's version."""
         world = dataclasses.asdict(WorldConfig.preset(self.world_preset))
         fields = dataclasses.asdict(self)
-        if not fields["hold_out_workload_evals"]:  # the field postdates shipped recipes: their hashes stay
-            del fields["hold_out_workload_evals"]
+        for late in ("hold_out_workload_evals", "cot_share", "init_from"):  # fields that postdate shipped
+            if not fields[late]:                                                 # recipes: their hashes stay
+                del fields[late]
+        if self.init_from:  # the starting checkpoint is part of what the recipe is
+            fields["init_from"] = RECIPES_BY_NAME[self.init_from].hash()
         blob = json.dumps({**fields, "world": world, "world_version": WORLD_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -97,7 +106,7 @@ class Recipe:
 # one-letter keys for key-value lookup, single-digit arithmetic, ...; see WorldConfig).
 WORLD_PRESET = "tiny"
 
-TEACHER = Recipe(
+TEACHER_BASE = Recipe(
     name="teacher",
     shape=ModelShape(hidden_size=128, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
                      intermediate_size=384),
@@ -107,6 +116,23 @@ TEACHER = Recipe(
     # the slowest skills to appear get more of the mixture
     capability_weights=(("long_context", 2.5), ("code", 3.5), ("multilingual", 1.5)),
     world_preset=WORLD_PRESET,
+)
+# the teacher every run uses: the base teacher trained further on a mixture in which 40 % of the
+# capability examples ask for a rationale, so it answers plain prompts as before and marked ones
+# with "<rationale>; <answer>" (the CoT teacher signal of the one-hot baselines)
+TEACHER = Recipe(
+    name="teacher_cot",
+    shape=TEACHER_BASE.shape,
+    steps=6000,
+    seq_len=96,
+    learning_rate=2e-3,
+    warmup_steps=100,
+    task_share=0.1,
+    capability_weights=TEACHER_BASE.capability_weights,
+    world_preset=WORLD_PRESET,
+    data_seed=2,
+    cot_share=0.4,
+    init_from="teacher",
 )
 STUDENT = Recipe(
     name="student",
@@ -122,7 +148,7 @@ STUDENT = Recipe(
 )
 
 
-RECIPES_BY_NAME = {r.name: r for r in (TEACHER, STUDENT)}
+RECIPES_BY_NAME = {r.name: r for r in (TEACHER_BASE, TEACHER, STUDENT)}
 ASSETS = Path(__file__).parent / "assets"
 
 
@@ -175,7 +201,8 @@ def training_stream(world: World, recipe: Recipe) -> Iterator[Example]:
     """The recipe's endless stream of training examples (before batching)."""
     held_out = LeakageFilter(world.eval_prompts()) if recipe.hold_out_workload_evals else None
     return world.iter_mixture(recipe.data_seed, task_share=recipe.task_share,
-                              capability_weights=recipe.mixture_weights(world.capabilities), exclude=held_out)
+                              capability_weights=recipe.mixture_weights(world.capabilities), exclude=held_out,
+                              cot_share=recipe.cot_share)
 
 
 def _batches(world: World, recipe: Recipe, tokenizer) -> Iterator[dict[str, np.ndarray]]:
@@ -204,7 +231,12 @@ def train(recipe: Recipe, world: World | None = None, mesh=None, progress: bool 
     tokenizer = world.tokenizer()
     config = recipe.shape.decoder_config(len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
                                          tokenizer.bos_token_id)
-    model = init_decoder(config, seed=recipe.init_seed)
+    if recipe.init_from:
+        model = load_or_train(RECIPES_BY_NAME[recipe.init_from], world=world, progress=progress)
+        if model.config != config:
+            raise ReadJaxError(f"recipe {recipe.name!r}: init_from={recipe.init_from!r} has another shape")
+    else:
+        model = init_decoder(config, seed=recipe.init_seed)
     optimizer = OptimizerConfig(learning_rate=recipe.learning_rate, schedule="cosine",
                                 warmup_steps=recipe.warmup_steps, decay_steps=recipe.steps - recipe.warmup_steps,
                                 end_lr_fraction=0.05, weight_decay=recipe.weight_decay, max_grad_norm=1.0)
@@ -227,22 +259,30 @@ def train(recipe: Recipe, world: World | None = None, mesh=None, progress: bool 
 
 
 def exact_match(model, world: World, examples: Sequence[Example], batch_size: int = 128,
-                max_new_tokens: int = 24) -> list[float]:
-    """Greedy answers of ``model`` scored by the world's exact-match scorer, one score per example."""
+                max_new_tokens: int = 24, whole: bool = False) -> list[float]:
+    """Greedy answers of ``model`` scored by the world's exact-match scorer (the final answer), one score
+    per example; ``whole``: the whole text must match (a rationale and its answer)."""
     from read_jax.capabilities.probes import greedy_answers
 
     tokenizer = world.tokenizer()
     preds = greedy_answers(model, tokenizer, lambda p: encode_world_prompt(tokenizer, p), [e.prompt for e in examples],
                            max_new_tokens=max_new_tokens, batch_size=batch_size)
+    if whole:
+        return [exact_match_text(pred, ex.answer) for pred, ex in zip(preds, examples)]
     return [float(world.score(pred, ex)) for pred, ex in zip(preds, examples)]
 
 
-def capability_accuracy(model, world: World, n_per_capability: int = 64, seed: int = 7) -> dict[str, float]:
-    """Exact match per capability on fresh (non-probe) examples."""
+def capability_accuracy(model, world: World, n_per_capability: int = 64, seed: int = 7,
+                        rationale: bool = False) -> dict[str, float]:
+    """Exact match per capability on fresh (non-probe) examples; ``rationale``: asked for a rationale
+    (`World.with_rationale`), rationale and answer must both match."""
     out = {}
     for c in world.capabilities:
         exs = world.sample(c, n_per_capability, np.random.default_rng([seed, world.capabilities.index(c)]))
-        out[c] = float(np.mean(exact_match(model, world, exs)))
+        if rationale:
+            exs = [world.with_rationale(e) for e in exs]
+        out[c] = float(np.mean(exact_match(model, world, exs, max_new_tokens=64 if rationale else 24,
+                                           whole=rationale)))
     return out
 
 
@@ -251,8 +291,9 @@ def capability_accuracy(model, world: World, n_per_capability: int = 64, seed: i
 ACCEPTANCE_EXAMPLES, ACCEPTANCE_SEED = 256, 11
 
 
-def acceptance_accuracy(model, world: World) -> dict[str, float]:
-    return capability_accuracy(model, world, n_per_capability=ACCEPTANCE_EXAMPLES, seed=ACCEPTANCE_SEED)
+def acceptance_accuracy(model, world: World, rationale: bool = False) -> dict[str, float]:
+    return capability_accuracy(model, world, n_per_capability=ACCEPTANCE_EXAMPLES, seed=ACCEPTANCE_SEED,
+                               rationale=rationale)
 
 
 def task_accuracy(model, world: World, split: str = "dev") -> dict[str, float]:
@@ -284,11 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     accuracy_key = f"capability_exact_match_{ACCEPTANCE_EXAMPLES}_each"
     log[accuracy_key] = acceptance_accuracy(model, world)
     log["task_exact_match_dev"] = task_accuracy(model, world, "dev")
+    if recipe.cot_share:
+        log[f"rationale_{accuracy_key}"] = acceptance_accuracy(model, world, rationale=True)
     target = asset_dir(recipe) if args.ship else cache_dir(recipe)
     save_hf(model, target)
     (target / "recipe.json").write_text(json.dumps(log, indent=2))
-    print(json.dumps({k: log[k] for k in ("hash", "seconds", "params", accuracy_key, "task_exact_match_dev")},
-                     indent=2))
+    print(json.dumps({k: v for k, v in log.items() if k != "loss_curve" and k != "recipe"}, indent=2))
     print(f"wrote {target}")
     return 0
 
