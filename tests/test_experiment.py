@@ -115,8 +115,8 @@ def test_search_baselines_run_the_best_candidate_of_the_profiling_split(tmp_path
 
 def test_one_hot_variants_run_with_their_teacher_signal_and_objective(tmp_path):
     """`one_hot.<signal>_<objective>`: the one-hot run with that supervision, at the same spend;
-    CoT (no rationales yet) and unknown variants are refused when the config is parsed."""
-    variants = ("one_hot.resp_kd", "one_hot.logit_sft", "one_hot.logit_kd")
+    unknown variants are refused when the config is parsed."""
+    variants = ("one_hot.resp_kd", "one_hot.logit_sft", "one_hot.logit_kd", "one_hot.cot_sft", "one_hot.cot_kd")
     config = dataclasses.replace(TINY, policies=variants, requirement="uniform")
     report = Experiment(config, tmp_path, components=_components(), progress=False).run()
     loops = {}
@@ -129,7 +129,9 @@ def test_one_hot_variants_run_with_their_teacher_signal_and_objective(tmp_path):
     assert loops["one_hot.logit_sft"]["generation"]["temperature"] == 0.0
     assert loops["one_hot.logit_kd"]["generation"]["topk_logprobs"] == 20
     assert loops["one_hot.logit_kd"]["train"]["loss"]["topk_kl"] == 1.0
-    for bad, match in (("one_hot.cot_sft", "rationales"), ("one_hot.resp_rl", "unknown one-hot variant")):
-        with pytest.raises(ReadJaxError, match=match) as info:
-            ExperimentConfig(loop=TINY.loop, policies=(bad,))
-        assert "\n" not in str(info.value)
+    for name in ("one_hot.cot_sft", "one_hot.cot_kd"):  # the teacher asked for rationales, longer answers
+        assert loops[name]["generation"]["rationale"] and loops[name]["generation"]["max_new_tokens"] == 64
+    assert loops["one_hot.cot_kd"]["train"]["loss"]["topk_kl"] == 1.0 == 1.0 + loops["one_hot.cot_kd"]["train"]["loss"]["ce"]
+    with pytest.raises(ReadJaxError, match="unknown one-hot variant") as info:
+        ExperimentConfig(loop=TINY.loop, policies=("one_hot.resp_rl",))
+    assert "\n" not in str(info.value)

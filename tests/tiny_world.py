@@ -3,6 +3,7 @@
 from read_jax.sources import Components
 from read_jax.models import DecoderConfig, init_decoder
 from read_jax.worlds import World
+from read_jax.worlds.rationales import cot_prompt
 from read_jax.worlds.tokenizer import encode_world_prompt
 
 
@@ -18,7 +19,7 @@ def tiny_components(task: str) -> Components:
     return Components(source=world, task=world.task(task), teacher=init_decoder(config(64, 2), 0),
                       student=init_decoder(config(32, 1), 1), tokenizer=tok,
                       encode_prompt=lambda p: encode_world_prompt(tok, p), task_names=tuple(world.task_names),
-                      load_task=world.task)
+                      load_task=world.task, encode_rationale_prompt=lambda p: encode_world_prompt(tok, cot_prompt(p)))
 
 
 def save_tiny_pair(root, task: str = "dev_assistant"):

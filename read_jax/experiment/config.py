@@ -20,6 +20,9 @@ SEARCH_POLICIES = {"grid": "the action set A(τ) for the best fixed allocation",
 # one-hot policy (the whole budget on the estimated top capability) with that supervision.  The paper
 # names the six cells without defining them further; this is read_jax's reading (docs/deviations.md).
 LOGIT_TOP_K = 20
+# the CoT cells: the teacher asked for "<rationale>; <answer>" (the longest in the world is 40 characters, + eos),
+# and the student, trained so, answers so too when its task is scored
+RATIONALE_TOKENS = {"rationale": True, "max_new_tokens": 64, "eval_max_new_tokens": 64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,8 +42,15 @@ ONE_HOT_VARIANTS = {
                                generation={"temperature": 0.0}),
     "logit_kd": OneHotVariant(f"sparse KL to the teacher's top-{LOGIT_TOP_K} log-probs captured at generation",
                               generation={"topk_logprobs": LOGIT_TOP_K}, loss={"ce": 0.0, "topk_kl": 1.0}),
+    "cot_sft": OneHotVariant("cross-entropy on the teacher's sampled rationale and answer, asked for with the "
+                             "source's rationale request; the student sees the plain prompt",
+                             generation=RATIONALE_TOKENS),
+    "cot_kd": OneHotVariant(f"sparse KL to the teacher's top-{LOGIT_TOP_K} log-probs at every token of its "
+                            "rationale and answer (captured at generation, where the teacher saw the rationale "
+                            "request the student's prompt lacks)",
+                            generation={**RATIONALE_TOKENS, "topk_logprobs": LOGIT_TOP_K},
+                            loss={"ce": 0.0, "topk_kl": 1.0}),
 }
-COT_VARIANTS = ("cot_sft", "cot_kd")
 
 
 def one_hot_variant(spec: str) -> OneHotVariant | None:
@@ -50,9 +60,6 @@ def one_hot_variant(spec: str) -> OneHotVariant | None:
         return None
     name = spec.split(".", 1)[1]
     choices = ", ".join("one_hot." + v for v in ONE_HOT_VARIANTS)
-    if name in COT_VARIANTS:
-        raise ReadJaxError(f"policies: {spec!r}: the CoT teacher signal needs rationales, which neither source's "
-                           f"teacher emits yet; use one of {choices}")
     if name not in ONE_HOT_VARIANTS:
         raise ReadJaxError(f"policies: unknown one-hot variant {spec!r}; choose one of {choices}")
     return ONE_HOT_VARIANTS[name]
@@ -73,14 +80,16 @@ class ExperimentConfig:
     world_seed: int = 0               # source=world: the world's seed and `WorldConfig.preset` name; recipe
     world_preset: str = "tiny"        # models must be trained on the same world
     # models: source=world: "recipe:NAME" or an HF directory; source=real: a model spec (`read_jax.models.resolve`)
-    teacher: str = "recipe:teacher"
+    teacher: str = "recipe:teacher_cot"
     student: str = "recipe:student"
     real: RealSourceConfig = RealSourceConfig()
     # device mesh [data, fsdp, tp] over all devices of all processes the models are loaded onto and run
     # on (one entry may be -1: the devices left); empty: one device, or with several processes all of
     # them data-parallel.  Both sources; ``real.mesh`` is the older spelling for source=real.
     mesh: tuple[int, ...] = ()
-    requirement: str = "interventions"
+    # r_τ: "identifier" (the paper's g_φ on auxiliary tasks), "interventions" (pilots on the target), "card",
+    # "true" (the world's), "uniform"
+    requirement: str = "identifier"
     interventions: int = 8
     intervention_tokens: int = 3000
     # ΔU of an intervention: "loglik" (mean log-likelihood of the dev answers: smooth) or "exact_match"

@@ -144,8 +144,11 @@ class CollectPhase:
         """``n`` prompts drawn by ``w`` and the teacher's sampled answers (their tokens charged)."""
         gen = self.config.generation
         prompts, prompt_ids = self._draw_prompts(w, n, spent)
+        teacher_ids = prompt_ids
+        if gen.rationale:  # the teacher is asked for its rationale; the student keeps the plain prompt
+            teacher_ids = [self.components.encode_rationale_prompt(p.prompt) for p in prompts]
         key = jax.random.fold_in(self._interval_key(), Streams.GENERATION + call)
-        out = generate_in_chunks(self.teacher_sampler, prompt_ids, max_rows=gen.prompts_per_call,
+        out = generate_in_chunks(self.teacher_sampler, teacher_ids, max_rows=gen.prompts_per_call,
                                  max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
                                  eos_id=self.components.tokenizer.eos_token_id, topk_logprobs=gen.topk_logprobs,
                                  seed=int(jax.random.randint(key, (), 0, 2**30)))

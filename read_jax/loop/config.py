@@ -30,6 +30,10 @@ class GenerationConfig:
     # the teacher's top-k log-probs captured with every generated token (the Logit teacher signal: soft
     # targets for `train.loss.topk_kl`, no teacher forward in training); 0: not captured
     topk_logprobs: int = 0
+    # ask the teacher for a rationale before its answer (the CoT teacher signal): its prompt carries the
+    # source's rationale request, the student is trained on the plain prompt -> "rationale; answer".
+    # Answers are longer: raise max_new_tokens (and eval_max_new_tokens: the student answers so too)
+    rationale: bool = False
 
     @property
     def eval_tokens(self) -> int:

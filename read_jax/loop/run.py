@@ -88,6 +88,9 @@ class ReadRun(CollectPhase):
         self.requirement = np.asarray(requirement, np.float64)
         if self.requirement.shape != (len(self.caps),):
             raise ReadJaxError(f"requirement has {self.requirement.shape} entries for {len(self.caps)} capabilities")
+        if config.generation.rationale and components.encode_rationale_prompt is None:
+            raise ReadJaxError("loop.generation.rationale: this source's teacher gives no rationales "
+                               "(only the world's teacher does)")
         self.run_dir = as_path(run_dir)
         self.progress = progress
         self.probes = probes

@@ -63,6 +63,9 @@ class Components:
     # identifier g_φ trains on are these minus the target
     task_names: tuple[str, ...] = ()
     load_task: Callable[[str], Task] | None = None
+    # the teacher's prompt ids when asked for a rationale before its answer (`generation.rationale`);
+    # None: the source's teacher gives none
+    encode_rationale_prompt: Callable[[str], list[int]] | None = None
 
 
 # name -> "module:function" taking an ExperimentConfig and returning Components

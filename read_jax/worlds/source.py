@@ -37,6 +37,7 @@ def build_components(config: Any) -> Components:
     configured ``mesh`` (none: one device, or with several processes all of them data-parallel)."""
     from read_jax.sharding import configured_mesh
     from read_jax.worlds import World, WorldConfig
+    from read_jax.worlds.rationales import cot_prompt
     from read_jax.worlds.tokenizer import encode_world_prompt
 
     world = World(config.world_seed, WorldConfig.preset(config.world_preset))
@@ -59,4 +60,5 @@ def build_components(config: Any) -> Components:
                       tokenizer=tokenizer, encode_prompt=lambda p: encode_world_prompt(tokenizer, p), mesh=mesh,
                       description={"source": "world", "world_seed": config.world_seed,
                                    "world_preset": config.world_preset},
-                      task_names=tuple(world.task_names), load_task=world.task)
+                      task_names=tuple(world.task_names), load_task=world.task,
+                      encode_rationale_prompt=lambda p: encode_world_prompt(tokenizer, cot_prompt(p)))
