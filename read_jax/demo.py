@@ -49,12 +49,15 @@ def enable_compilation_cache() -> None:
 
 
 def demo_config(quick: bool, seed: int, policies: tuple[str, ...] = ("read_ucb", "uniform", "one_hot"),
-                task: str = TASK):
+                task: str = TASK, identifier_cache: str = ""):
+    """The paper's default path: r_τ from g_φ, trained once on pilot interventions of the world's other
+    tasks (cached in ``identifier_cache``: every seed and target of the world share them)."""
     from read_jax.experiment import ExperimentConfig
 
     loop = dataclasses.replace(QUICK if quick else FULL, seed=seed, task=task)
-    return ExperimentConfig(loop=loop, policies=policies, requirement="interventions",
-                            interventions=6 if quick else 12, intervention_tokens=8_000 if quick else 12_000)
+    return ExperimentConfig(loop=loop, policies=policies, requirement="identifier",
+                            identifier_interventions=3 if quick else 6, intervention_tokens=8_000 if quick else 12_000,
+                            identifier_cache=identifier_cache)
 
 
 def main(argv: list[str]) -> int:
@@ -79,8 +82,14 @@ def main(argv: list[str]) -> int:
         out = root / f"seed{seed}"
         print(f"read-jax demo: task {args.task!r}, seed {seed}, policies read (BLR-UCB), uniform, one_hot; "
               f"writing to {out}")
-        exp = Experiment(demo_config(args.quick, seed, task=args.task), out)
+        exp = Experiment(demo_config(args.quick, seed, task=args.task, identifier_cache=str(root.parent / "identifier")),
+                         out)
         req = exp.requirement()
+        if req["identifier"]:
+            err = req["identifier"]["leave_one_task_out_mean"]
+            print(f"g_φ trained on {len(req['identifier']['tasks'])} other tasks ({req['identifier']['tokens']:,} "
+                  f"pilot tokens, not charged); its leave-one-task-out error there: L1 {err['l1']:.2f}, "
+                  f"top-k overlap {err['topk_overlap']:.2f}")
         print(f"requirement ({req['mode']}, {req['seconds']:.0f} s): estimated "
               + " ".join(f"{v:.2f}" for v in req["estimated"]) + "\n" + " " * 31 + "true "
               + " ".join(f"{v:.2f}" for v in req["true"]))

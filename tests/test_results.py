@@ -57,6 +57,10 @@ def test_report_sections_from_suite_files(tmp_path):
     main = {**head, "title": "Main", "command": "read-jax results run main --small",
             "cells": [_cell({"task": "t", "seed": s}, ["read", "uniform"], [0.3 + s / 10, 0.2 + s / 10])
                       for s in range(3)]}
+    for c in main["cells"]:  # g_φ's error: the mean over held-out auxiliary tasks, each task, and on the target
+        c.update(identifier={"l1": 0.5, "topk_overlap": 0.5},
+                 identifier_per_task={"x": {"l1": 0.4, "topk_overlap": 0.67}, "y": {"l1": 0.6, "topk_overlap": 0.33}},
+                 requirement={"metrics": {"l1": 0.3}})
     budget = {**head, "title": "Budget", "command": "read-jax results run budget --small",
               "cells": [_cell({"task": "t", "seed": s, "budget": b}, ["read", "uniform"], [b / 1000, b / 2000])
                         for s in range(2) for b in (100, 200, 400)]}
@@ -66,6 +70,8 @@ def test_report_sections_from_suite_files(tmp_path):
     assert "`read-jax results run main --small` · commit `abc`" in text
     m, h = mean_ci([0.3, 0.4, 0.5])
     assert f"| read | {m:.3f} ± {h:.3f} | 100 |" in text
+    assert "L1 0.50, top-k overlap 0.50; on t itself: L1 0.30" in text
+    assert "| x | 0.40 | 0.67 |" in text and "| y | 0.60 | 0.33 |" in text
     # uniform reaches read's utility at 200 tokens only with 400 (2x) and never read's 0.4 at 400
     assert "| 200 | 2.00x |" in text and "| 400 | > 1.0x |" in text
     assert (tmp_path / "budget_sweep.png").stat().st_size > 1000

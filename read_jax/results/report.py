@@ -67,6 +67,11 @@ def main_section(data: dict[str, Any]) -> list[str]:
                       f"top-k overlap {np.mean([x['topk_overlap'] for x in loto]):.2f}; on {task} itself: L1 "
                       + _fmt(*mean_ci([c["requirement"]["metrics"]["l1"] for c in cells if c["requirement"]["metrics"]]),
                              2), ""]
+            per_task = next((c["identifier_per_task"] for c in cells if c.get("identifier_per_task")), None)
+            if per_task:  # the same for every seed: g_φ is trained once per world
+                lines += ["| held-out auxiliary task | L1 | top-k overlap |", "|---|---|---|"]
+                lines += [f"| {name} | {m['l1']:.2f} | {m['topk_overlap']:.2f} |" for name, m in per_task.items()]
+                lines += [""]
     shares = defaultdict(list)
     for c in data["cells"]:
         for n, p in c["policies"].items():

@@ -59,6 +59,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return {"capabilities": report["capabilities"], "initial": report["initial"],
             "requirement": {k: report["requirement"].get(k) for k in ("estimated", "true", "metrics", "tokens")},
             "identifier": (report["requirement"].get("identifier") or {}).get("leave_one_task_out_mean"),
+            "identifier_per_task": (report["requirement"].get("identifier") or {}).get("leave_one_task_out"),
             "teacher_utility": report["teacher"].get("utility"), "budget": report["budget"],
             "policies": {name: {k: p.get(k) for k in keep} for name, p in report["policies"].items()}}
 

@@ -21,7 +21,7 @@ from read_jax.loop import LoopConfig
 # action set and one-hots off are experiments/read_paper.yaml
 MAIN_POLICIES = ("read_ucb", "read_paper", "read_thompson", "read_ensemble", "greedy", "greedy_ensemble", "uniform",
                  "task_static", "grid", "one_hot", "one_hot.resp_kd", "one_hot.logit_sft", "one_hot.logit_kd",
-                 "one_hot_best", "odm", "doremi")
+                 "one_hot.cot_sft", "one_hot.cot_kd", "one_hot_best", "odm", "doremi")
 SWEEP_POLICIES = ("read_ucb", "uniform", "task_static", "one_hot_best")
 WORLD_CAPABILITIES = 8
 
