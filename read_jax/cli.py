@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"read-jax: error: unknown command {argv[0]!r}", file=sys.stderr)
             return 2
         return 0
-    if argv[0] in ("demo", "run"):  # long training jobs may opt in to keeping XLA:CPU's step buffers mapped
+    if argv[0] in ("demo", "run", "results"):  # long training jobs may opt in to keeping XLA:CPU's step buffers mapped
         from read_jax.distill.cpu import restart_with_retained_malloc
 
         argv = restart_with_retained_malloc("read_jax.cli", argv)

@@ -54,7 +54,7 @@ def runs_on_cpu_only() -> bool:
 def restart_with_retained_malloc(module: str, argv: list[str]) -> list[str]:
     """Opt-in (``--cpu-malloc`` in ``argv`` or ``READ_JAX_MALLOC=retain``): replace this process by
     ``python -m module *argv`` under `RETAIN_MALLOC_ENV`, once, for long CPU jobs (`read-jax demo`,
-    `read-jax run`).  glibc only reads the variables at start-up, so the command line re-executes
+    `read-jax run`, `read-jax results`).  glibc only reads the variables at start-up, so the command line re-executes
     itself before importing jax.  Never on Linux-less hosts or when JAX will use a TPU or GPU, where
     the setting buys nothing.  Returns ``argv`` without the flag.
     """
