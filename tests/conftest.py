@@ -24,3 +24,16 @@ def eight_devices():
     devices = jax.devices()
     assert len(devices) == 8, f"expected 8 fake CPU devices, got {len(devices)}"
     return devices
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop every module's compiled programs when it ends.  One pytest process compiles thousands of
+    XLA:CPU executables; each keeps its JIT code mapped, and a whole run kept them all until it
+    reached the kernel's limit on memory mappings (vm.max_map_count, 65530 by default), where the
+    next compile crashed the process (a segfault in `backend_compile_and_load`)."""
+    yield
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
