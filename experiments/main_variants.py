@@ -1,0 +1,121 @@
+"""The main table's cells rerun with one change, paired seed by seed with `results/main.json`.
+
+    READ_JAX_MALLOC=retain python experiments/main_variants.py VARIANT [--root results] [--seeds 5]
+
+VARIANT is one of
+  true_r         ``requirement: true``: the world's own r (the workloads' mixture weights, the
+                 composites' two skills) instead of the learned g_φ's estimate, whose
+                 leave-one-task-out error is large on this world (RESULTS.md).  The gap separates
+                 what is lost to requirement identification from what the allocator itself does.
+                 Not part of the paper's protocol: the true r of a real task is unknowable.
+  paper_actions  the paper's action set for every policy (``loop.bandit.action_set: paper``:
+                 local moves around the previous allocation plus the sparse top-3 pairs, one-hots
+                 off, as the artifact's read.yml).  In the main table every policy of a cell shares
+                 the default action set (sparse, one-hots on), so its ``read_paper`` row is the
+                 paper's learner on this project's action set; this is ReAD as the paper runs it.
+Each variant reruns the same tasks, seeds, budget and loop (built by
+`read_jax.results.suites.main_table`).  Uniform, which reads neither r nor the action set, runs
+again as a pairing check: its utility must equal the main table's seed by seed.  Cells live in
+ROOT/main_variants/VARIANT/<task>-seed<s> (resumable); the summary is
+ROOT/main_variants/VARIANT.json and the table is printed.  Diagnostics beside the paper's suites, so
+not a suite of `read-jax results`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from read_jax.demo import enable_compilation_cache
+from read_jax.experiment import Experiment, ExperimentConfig
+from read_jax.results.runner import code_version, git_commit
+from read_jax.results.stats import holm, mean_ci, paired_p
+from read_jax.results.suites import main_table
+from read_jax.run_files import read_json, write_json
+
+REPORT_NAMES = {"read_ucb": "read"}  # the report's name for a policy, where it differs
+
+
+def _true_r(config: ExperimentConfig) -> ExperimentConfig:
+    return dataclasses.replace(config, requirement="true",
+                               policies=("read_ucb", "greedy", "task_static", "one_hot", "uniform"))
+
+
+def _paper_actions(config: ExperimentConfig) -> ExperimentConfig:
+    bandit = dataclasses.replace(config.loop.bandit, action_set="paper", include_one_hot=False)
+    return dataclasses.replace(config, loop=dataclasses.replace(config.loop, bandit=bandit),
+                               policies=("read_paper", "read_ucb", "uniform"))
+
+
+VARIANTS: dict[str, Callable[[ExperimentConfig], ExperimentConfig]] = {
+    "true_r": _true_r, "paper_actions": _paper_actions}
+
+
+def _name(policy: str) -> str:
+    return REPORT_NAMES.get(policy, policy)
+
+
+def run(variant: str, root: Path, seeds: int) -> dict:
+    main = read_json(root / "main.json", "main table")
+    by_cell = {(c["labels"]["task"], c["labels"]["seed"]): c for c in main["cells"]}
+    rows, policies = [], ()
+    for cell in main_table(False, str(root)):
+        task, seed = cell.labels["task"], cell.labels["seed"]
+        if seed >= seeds:
+            continue
+        out = root / "main_variants" / variant / f"{task}-seed{seed}"
+        config = VARIANTS[variant](cell.config)
+        policies = tuple(_name(p) for p in config.policies)
+        if not (out / "report.json").exists():
+            print(f"[{variant}] {task} seed {seed} -> {out}", file=sys.stderr, flush=True)
+            Experiment(config, out).run()
+        report = read_json(out / "report.json", "report")
+        rows.append({"task": task, "seed": seed,
+                     "variant": {p: report["policies"][p]["utility"] for p in policies},
+                     "main": {p: by_cell[(task, seed)]["policies"][p]["utility"] for p in policies}})
+    for row in rows:  # uniform reads neither r nor the action set: the two runs must be the same run
+        if abs(row["variant"]["uniform"] - row["main"]["uniform"]) > 1e-9:
+            raise SystemExit(f"pairing check failed: uniform differs on {row['task']} seed {row['seed']}")
+    return {"variant": variant, "command": f"python experiments/main_variants.py {variant}",
+            "code_version": code_version(), "commit": git_commit(), "main_code_version": main["code_version"],
+            "policies": policies, "rows": rows}
+
+
+def table(summary: dict) -> str:
+    lines = [f"`{summary['command']}` · commit `{summary['commit']}` · code `{summary['code_version']}` "
+             f"(main table: code `{summary['main_code_version']}`)"]
+    names = [p for p in summary["policies"] if p != "uniform"]
+    for task in dict.fromkeys(r["task"] for r in summary["rows"]):
+        rows = [r for r in summary["rows"] if r["task"] == task]
+        lines += [f"\n{task} (n = {len(rows)}; utility mean ± 95 % CI)\n",
+                  f"| policy | main table | {summary['variant']} | p (paired, Holm) |", "|---|---|---|---|"]
+        ps = holm([paired_p([r["variant"][n] for r in rows], [r["main"][n] for r in rows]) for n in names])
+        for n, p in zip(names, ps):
+            (mm, cm), (mv, cv) = mean_ci([r["main"][n] for r in rows]), mean_ci([r["variant"][n] for r in rows])
+            lines.append(f"| {n} | {mm:.3f} ± {cm:.3f} | {mv:.3f} ± {cv:.3f} | {p:.3f} |")
+        mu, cu = mean_ci([r["variant"]["uniform"] for r in rows])
+        lines.append(f"| uniform (pairing check) | {mu:.3f} ± {cu:.3f} | same runs | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variant", choices=sorted(VARIANTS))
+    parser.add_argument("--root", default="results", help="where main.json is; the variant's cells go under it")
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+    enable_compilation_cache()
+    root = Path(args.root)
+    summary = run(args.variant, root, args.seeds)
+    path = root / "main_variants" / f"{args.variant}.json"
+    write_json(path, summary)
+    print(table(summary))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
