@@ -15,7 +15,8 @@ VARIANT is one of
                  paper's learner on this project's action set; this is ReAD as the paper runs it.
 Each variant reruns the same tasks, seeds, budget and loop (built by
 `read_jax.results.suites.main_table`).  Uniform, which reads neither r nor the action set, runs
-again as a pairing check: its utility must equal the main table's seed by seed.  Cells live in
+again as a pairing check: its utility must equal the main table's seed by seed, and where the
+variant keeps the requirement stage its estimate of r must too.  Cells live in
 ROOT/main_variants/VARIANT/<task>-seed<s> (resumable); the summary is
 ROOT/main_variants/VARIANT.json and the table is printed.  Diagnostics beside the paper's suites, so
 not a suite of `read-jax results`.
@@ -74,6 +75,10 @@ def run(variant: str, root: Path, seeds: int) -> dict:
             print(f"[{variant}] {task} seed {seed} -> {out}", file=sys.stderr, flush=True)
             Experiment(config, out).run()
         report = read_json(out / "report.json", "report")
+        if config.requirement == cell.config.requirement:  # same requirement stage: the same estimate of r
+            mine, theirs = report["requirement"]["estimated"], by_cell[(task, seed)]["requirement"]["estimated"]
+            if max(abs(a - b) for a, b in zip(mine, theirs)) > 1e-5:
+                raise SystemExit(f"pairing check failed: the estimated r differs on {task} seed {seed}")
         rows.append({"task": task, "seed": seed,
                      "variant": {p: report["policies"][p]["utility"] for p in policies},
                      "main": {p: by_cell[(task, seed)]["policies"][p]["utility"] for p in policies}})
@@ -86,19 +91,27 @@ def run(variant: str, root: Path, seeds: int) -> dict:
 
 
 def table(summary: dict) -> str:
+    """Per task: each policy in the main table and in the variant (p: the change, paired), and within the
+    variant each policy against read (p: paired, Holm over the policies)."""
     lines = [f"`{summary['command']}` · commit `{summary['commit']}` · code `{summary['code_version']}` "
              f"(main table: code `{summary['main_code_version']}`)"]
-    names = [p for p in summary["policies"] if p != "uniform"]
+    variant, names = summary["variant"], [p for p in summary["policies"] if p != "uniform"]
     for task in dict.fromkeys(r["task"] for r in summary["rows"]):
         rows = [r for r in summary["rows"] if r["task"] == task]
-        lines += [f"\n{task} (n = {len(rows)}; utility mean ± 95 % CI)\n",
-                  f"| policy | main table | {summary['variant']} | p (paired, Holm) |", "|---|---|---|---|"]
-        ps = holm([paired_p([r["variant"][n] for r in rows], [r["main"][n] for r in rows]) for n in names])
-        for n, p in zip(names, ps):
-            (mm, cm), (mv, cv) = mean_ci([r["main"][n] for r in rows]), mean_ci([r["variant"][n] for r in rows])
-            lines.append(f"| {n} | {mm:.3f} ± {cm:.3f} | {mv:.3f} ± {cv:.3f} | {p:.3f} |")
-        mu, cu = mean_ci([r["variant"]["uniform"] for r in rows])
-        lines.append(f"| uniform (pairing check) | {mu:.3f} ± {cu:.3f} | same runs | |")
+        got = {n: [r["variant"][n] for r in rows] for n in summary["policies"]}
+        was = {n: [r["main"][n] for r in rows] for n in names}
+        p_change = holm([paired_p(got[n], was[n]) for n in names])
+        others = [n for n in summary["policies"] if n != "read"]
+        p_read = dict(zip(others, holm([paired_p(got[n], got["read"]) for n in others])))
+        lines += [f"\n{task} (n = {len(rows)}; utility mean ± 95 % CI; p paired, Holm)\n",
+                  f"| policy | main table | {variant} | p (change) | p vs read ({variant}) |", "|---|---|---|---|---|"]
+        for n, p in zip(names, p_change):
+            (mm, cm), (mv, cv) = mean_ci(was[n]), mean_ci(got[n])
+            vs_read = f"{p_read[n]:.3f}" if n in p_read else ""
+            lines.append(f"| {n} | {mm:.3f} ± {cm:.3f} | {mv:.3f} ± {cv:.3f} | {p:.3f} | {vs_read} |")
+        mu, cu = mean_ci(got["uniform"])
+        lines.append(f"| uniform (pairing check: the same runs) | {mu:.3f} ± {cu:.3f} | {mu:.3f} ± {cu:.3f} | | "
+                     f"{p_read['uniform']:.3f} |")
     return "\n".join(lines)
 
 

@@ -45,8 +45,11 @@ def test_transfer_vs_budget_reads_the_chosen_one_hot_and_the_others_mean():
     assert f"{0.2 / (100 / 100_000):+.3f}" in tvb.table(found)
 
 
-def _report(policies: dict[str, float]) -> dict:
-    return {"policies": {p: {"utility": u} for p, u in policies.items()}}
+R_HAT = [0.5, 0.5]
+
+
+def _report(policies: dict[str, float], r_hat: list[float] = R_HAT) -> dict:
+    return {"policies": {p: {"utility": u} for p, u in policies.items()}, "requirement": {"estimated": r_hat}}
 
 
 @pytest.mark.parametrize("variant", ["true_r", "paper_actions"])
@@ -63,8 +66,8 @@ def test_main_variants_change_one_thing_and_check_the_pairing(tmp_path, variant)
             assert config.requirement == cell.config.requirement
             assert (config.loop.bandit.action_set, config.loop.bandit.include_one_hot) == ("paper", False)
     names = [mv._name(p) for p in changed[0].policies]
-    main = {"code_version": "x", "cells": [{"labels": c.labels, "policies": {n: {"utility": 0.25} for n in names}}
-                                           for c in cells]}
+    main = {"code_version": "x", "cells": [{"labels": c.labels, "policies": {n: {"utility": 0.25} for n in names},
+                                            "requirement": {"estimated": R_HAT}} for c in cells]}
     (tmp_path / "main.json").write_text(json.dumps(main))
     for cell in cells:  # finished variant cells: run() only reads them
         out = tmp_path / "main_variants" / variant / f"{cell.labels['task']}-seed0"
@@ -73,10 +76,16 @@ def test_main_variants_change_one_thing_and_check_the_pairing(tmp_path, variant)
     summary = mv.run(variant, tmp_path, seeds=1)
     assert len(summary["rows"]) == len(cells)
     assert all(r["variant"][n] == 0.5 for r in summary["rows"] for n in names if n != "uniform")
-    assert "uniform (pairing check)" in mv.table(summary)
+    assert "uniform (pairing check" in mv.table(summary)
     (out / "report.json").write_text(json.dumps(_report({n: 0.5 for n in names})))  # uniform moved: not paired
-    with pytest.raises(SystemExit, match="pairing check failed"):
+    with pytest.raises(SystemExit, match="pairing check failed: uniform"):
         mv.run(variant, tmp_path, seeds=1)
+    (out / "report.json").write_text(json.dumps(_report({n: 0.5 for n in names} | {"uniform": 0.25}, [0.9, 0.1])))
+    if variant == "paper_actions":  # the same requirement stage must give the same r_hat
+        with pytest.raises(SystemExit, match="estimated r differs"):
+            mv.run(variant, tmp_path, seeds=1)
+    else:  # true_r replaces the estimate: nothing to compare
+        assert len(mv.run(variant, tmp_path, seeds=1)["rows"]) == len(cells)
 
 
 def test_transfer_vs_budget_on_the_committed_sweep_when_present():
