@@ -16,7 +16,8 @@ VARIANT is one of
 Each variant reruns the same tasks, seeds, budget and loop (built by
 `read_jax.results.suites.main_table`).  Uniform, which reads neither r nor the action set, runs
 again as a pairing check: its utility must equal the main table's seed by seed, and where the
-variant keeps the requirement stage its estimate of r must too.  Cells live in
+variant keeps the requirement stage its estimate of r must agree (within R_TOLERANCE: g_φ retrained
+from scratch is not reproduced bit for bit).  Cells live in
 ROOT/main_variants/VARIANT/<task>-seed<s> (resumable); the summary is
 ROOT/main_variants/VARIANT.json and the table is printed.  Diagnostics beside the paper's suites, so
 not a suite of `read-jax results`.
@@ -39,6 +40,9 @@ from read_jax.results.suites import main_table
 from read_jax.run_files import read_json, write_json
 
 REPORT_NAMES = {"read_ucb": "read"}  # the report's name for a policy, where it differs
+# g_φ retrained from scratch (its cache under ROOT/identifier is not committed) reproduced the main
+# table's estimate to within 0.003 per capability here, not bit for bit: a looser pairing than uniform's
+R_TOLERANCE = 0.01
 
 
 def _true_r(config: ExperimentConfig) -> ExperimentConfig:
@@ -75,11 +79,13 @@ def run(variant: str, root: Path, seeds: int) -> dict:
             print(f"[{variant}] {task} seed {seed} -> {out}", file=sys.stderr, flush=True)
             Experiment(config, out).run()
         report = read_json(out / "report.json", "report")
+        r_gap = None
         if config.requirement == cell.config.requirement:  # same requirement stage: the same estimate of r
             mine, theirs = report["requirement"]["estimated"], by_cell[(task, seed)]["requirement"]["estimated"]
-            if max(abs(a - b) for a, b in zip(mine, theirs)) > 1e-5:
-                raise SystemExit(f"pairing check failed: the estimated r differs on {task} seed {seed}")
-        rows.append({"task": task, "seed": seed,
+            r_gap = max(abs(a - b) for a, b in zip(mine, theirs))
+            if r_gap > R_TOLERANCE:
+                raise SystemExit(f"pairing check failed: the estimated r differs on {task} seed {seed} by {r_gap:.4f}")
+        rows.append({"task": task, "seed": seed, "r_hat_max_abs_diff": r_gap,
                      "variant": {p: report["policies"][p]["utility"] for p in policies},
                      "main": {p: by_cell[(task, seed)]["policies"][p]["utility"] for p in policies}})
     for row in rows:  # uniform reads neither r nor the action set: the two runs must be the same run
@@ -95,6 +101,9 @@ def table(summary: dict) -> str:
     variant each policy against read (p: paired, Holm over the policies)."""
     lines = [f"`{summary['command']}` · commit `{summary['commit']}` · code `{summary['code_version']}` "
              f"(main table: code `{summary['main_code_version']}`)"]
+    gaps = [r["r_hat_max_abs_diff"] for r in summary["rows"] if r.get("r_hat_max_abs_diff") is not None]
+    if gaps:
+        lines.append(f"\nestimated r against the main table's: largest difference {max(gaps):.4f} per capability")
     variant, names = summary["variant"], [p for p in summary["policies"] if p != "uniform"]
     for task in dict.fromkeys(r["task"] for r in summary["rows"]):
         rows = [r for r in summary["rows"] if r["task"] == task]
