@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,7 @@ from read_jax.results.stats import holm, mean_ci, paired_p
 from read_jax.results.suites import main_table
 from read_jax.run_files import read_json, write_json
 
-REPORT_NAMES = {"read_ucb": "read"}  # the report's name for a policy, where it differs
+REPORT_NAMES = {"read_ucb": "read"}  # the report's name for a policy (as `Experiment.run` renames it)
 # g_φ retrained from scratch (its cache under ROOT/identifier is not committed) reproduced the main
 # table's estimate to within 0.003 per capability here, not bit for bit: a looser pairing than uniform's
 R_TOLERANCE = 0.01
@@ -85,12 +84,13 @@ def run(variant: str, root: Path, seeds: int) -> dict:
             r_gap = max(abs(a - b) for a, b in zip(mine, theirs))
             if r_gap > R_TOLERANCE:
                 raise SystemExit(f"pairing check failed: the estimated r differs on {task} seed {seed} by {r_gap:.4f}")
-        rows.append({"task": task, "seed": seed, "r_hat_max_abs_diff": r_gap,
-                     "variant": {p: report["policies"][p]["utility"] for p in policies},
-                     "main": {p: by_cell[(task, seed)]["policies"][p]["utility"] for p in policies}})
-    for row in rows:  # uniform reads neither r nor the action set: the two runs must be the same run
+        row = {"task": task, "seed": seed, "r_hat_max_abs_diff": r_gap,
+               "variant": {p: report["policies"][p]["utility"] for p in policies},
+               "main": {p: by_cell[(task, seed)]["policies"][p]["utility"] for p in policies}}
+        # uniform reads neither r nor the action set: the two runs must be the same run
         if abs(row["variant"]["uniform"] - row["main"]["uniform"]) > 1e-9:
-            raise SystemExit(f"pairing check failed: uniform differs on {row['task']} seed {row['seed']}")
+            raise SystemExit(f"pairing check failed: uniform differs on {task} seed {seed}")
+        rows.append(row)
     return {"variant": variant, "command": f"python experiments/main_variants.py {variant}",
             "code_version": code_version(), "commit": git_commit(), "main_code_version": main["code_version"],
             "policies": policies, "rows": rows}
