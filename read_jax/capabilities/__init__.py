@@ -1,6 +1,7 @@
 """Capability-targeted supervision machinery (method.md §2–§3), model-agnostic.
 
 - `registry`: capability registry, `Example`, `TaskCard`, `Task`, exact-match scoring.
+- `chain`: chained tasks, a request answered as a chain of capability requests.
 - `templates`: JSONL template library (scaffold + typed slots + format), deterministic filling.
 - `difficulty`: d_c(x) min-max normalisation, tertile tiers, budget curriculum.
 - `sampler`: per-template share cap, leakage filter, the resumable `PromptSampler`.
@@ -11,6 +12,7 @@
 requirement`) so the data-only parts stay light.
 """
 
+from read_jax.capabilities.chain import ChainBroken, TaskChain, chain_completions, reference_step_examples
 from read_jax.capabilities.difficulty import (
     CURRICULUM,
     DifficultyScale,
@@ -46,6 +48,7 @@ __all__ = [
     "DEFAULT_CAPABILITIES",
     "TIERS",
     "CapabilityRegistry",
+    "ChainBroken",
     "DifficultyScale",
     "Example",
     "LeakageFilter",
@@ -56,9 +59,11 @@ __all__ = [
     "ShareCapWindow",
     "SlotSpec",
     "Task",
+    "TaskChain",
     "TaskCard",
     "Template",
     "TemplateLibrary",
+    "chain_completions",
     "curriculum_mix",
     "exact_match",
     "fill_slots",
@@ -69,5 +74,6 @@ __all__ = [
     "normalise_prompt",
     "prompt_hash",
     "raw_difficulty",
+    "reference_step_examples",
     "sample_tier",
 ]

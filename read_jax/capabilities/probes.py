@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from read_jax.capabilities.chain import reference_step_examples
 from read_jax.capabilities.registry import Example, exact_match
 from read_jax.distributed import to_host
 from read_jax.errors import ReadJaxError
@@ -197,6 +198,10 @@ def task_utility(model, task, tokenizer, encode_prompt: EncodePrompt, split: str
 
 def task_loglik(model, task, tokenizer, encode_prompt: EncodePrompt, split: str = "dev", rows: int = 128) -> float:
     """Mean per-token log-likelihood of a split's reference answers under ``model``: a smooth
-    stand-in for U_τ where exact match moves in steps of 1/len(split) (requirement interventions)."""
-    examples = [TokenExample(encode_prompt(e.prompt), answer_tokens(tokenizer, e.answer)) for e in task.split(split)]
+    stand-in for U_τ where exact match moves in steps of 1/len(split) (requirement interventions); of a
+    chained task, of every step's reference answer after its reference prompt."""
+    split_examples = task.split(split)
+    if task.chain is not None:  # every step of the exact chain, teacher-forced
+        split_examples = reference_step_examples(task.chain, split_examples)
+    examples = [TokenExample(encode_prompt(e.prompt), answer_tokens(tokenizer, e.answer)) for e in split_examples]
     return float(_answer_logliks(model, _answer_batches(examples, rows, tokenizer.pad_token_id), len(examples)).mean())

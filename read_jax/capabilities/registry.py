@@ -240,6 +240,8 @@ class Task:
     world); ReAD must not read it.  `scorer(pred, example) -> float` in [0, 1] scores a
     generated answer; `metric` (a `read_jax.evals.metrics.Metric`), when given, replaces it
     and may instead score by log-likelihood of the example's choices (``metric.kind``).
+    `chain` (a `read_jax.capabilities.chain.TaskChain`), when given, says that a request is answered
+    as a chain of capability requests whose answers assemble the final one (``metric_kind`` "chain").
     """
 
     card: TaskCard
@@ -248,10 +250,14 @@ class Task:
     true_r: np.ndarray | None = None
     scorer: Callable[[str, Example], float] = field(default=lambda pred, ex: exact_match(pred, ex.answer))
     metric: Any = None
+    chain: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dev", tuple(self.dev))
         object.__setattr__(self, "test", tuple(self.test))
+        if self.chain is not None and self.metric is not None and self.metric.kind != "generate":
+            raise ReadJaxError(f"task {self.card.name!r}: a chained task is scored on its assembled answer; "
+                               f"metric {self.metric.name!r} scores {self.metric.kind!r}")
         if len(self.dev) != self.card.dev_size or len(self.test) != self.card.test_size:
             raise ReadJaxError(
                 f"task {self.card.name!r}: splits have {len(self.dev)}/{len(self.test)} examples,"
@@ -264,7 +270,10 @@ class Task:
 
     @property
     def metric_kind(self) -> str:
-        """"generate" (score a greedy completion) or "choice" (log-likelihood of each choice)."""
+        """"generate" (score a greedy completion), "chain" (score the answer a chain of greedy
+        completions assembles) or "choice" (log-likelihood of each choice)."""
+        if self.chain is not None:
+            return "chain"
         return "generate" if self.metric is None else self.metric.kind
 
     def score(self, pred: str, example: Example) -> float:

@@ -2,6 +2,8 @@
 
 - generate-kind metrics: the model's greedy completions (read_jax's own jitted KV-cache
   sampler, `read_jax.capabilities.probes.greedy_answers`), each scored by ``task.score``;
+- chained tasks (`Task.chain`): each step's greedy completions, fed forward, assemble the answer
+  that ``task.score`` scores;
 - choice-kind metrics: the summed log-likelihood of each choice's tokens after the encoded
   prompt, from one jitted forward over fixed-shape batches (every (item, choice) pair is a
   row; one length bucket, so one compiled program), scored by ``metric.score_choices``.
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from read_jax.capabilities.chain import chain_completions
 from read_jax.capabilities.probes import EncodePrompt, _answer_batches, _answer_loglik_sums, greedy_answers
 from read_jax.capabilities.registry import Example, Task
 from read_jax.distill.batching import TokenExample
@@ -93,6 +96,25 @@ def generate_completions(model, tokenizer, encode_prompt: EncodePrompt, prompts:
     return out
 
 
+def chained_completions(model, tokenizer, encode_prompt: EncodePrompt, task: Task, examples: Sequence[Example], *,
+                        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 32, mesh=None,
+                        progress: bool = True, desc: str = "chain") -> list[str]:
+    """The answers a chained task's requests assemble from the model's greedy answer to each step
+    (`read_jax.capabilities.chain`: the chain decides what of an answer feeds the next step)."""
+    from read_jax.sampling import Sampler
+
+    sampler = model if isinstance(model, Sampler) else Sampler(model, mesh)
+    step = 0
+
+    def answer(prompts: Sequence[str]) -> list[str]:
+        nonlocal step
+        step += 1
+        return generate_completions(sampler, tokenizer, encode_prompt, prompts, max_new_tokens=max_new_tokens,
+                                    batch_size=batch_size, progress=progress, desc=f"{desc} step {step}")
+
+    return chain_completions(task.chain, examples, answer)
+
+
 def choice_logliks(model, tokenizer, encode_prompt: EncodePrompt, examples: Sequence[Example], *,
                    batch_size: int = 32, progress: bool = True, desc: str = "choices"
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -125,9 +147,14 @@ def evaluate_model(model, tokenizer, encode_prompt: EncodePrompt, task: Task, sp
                                 progress=progress, desc=desc)
         scores = [task.metric.score_choices(ll.tolist(), nt.tolist(), ex) for (ll, nt), ex in zip(scored, examples)]
         return _result(task, split, examples, scores)
-    completions = generate_completions(model, tokenizer, encode_prompt, [e.prompt for e in examples],
-                                       max_new_tokens=max_new_tokens, batch_size=batch_size, mesh=mesh,
-                                       progress=progress, desc=desc)
+    if task.metric_kind == "chain":
+        completions = chained_completions(model, tokenizer, encode_prompt, task, examples,
+                                          max_new_tokens=max_new_tokens, batch_size=batch_size, mesh=mesh,
+                                          progress=progress, desc=desc)
+    else:
+        completions = generate_completions(model, tokenizer, encode_prompt, [e.prompt for e in examples],
+                                           max_new_tokens=max_new_tokens, batch_size=batch_size, mesh=mesh,
+                                           progress=progress, desc=desc)
     return _result(task, split, examples, [task.score(c, e) for c, e in zip(completions, examples)], completions)
 
 
