@@ -21,10 +21,11 @@ from read_jax.distill.train_step import OptimizerConfig
 from read_jax.loop import BanditConfig, GenerationConfig, LoopConfig, TrainConfig
 
 # The default task: a workload of code and tool-use requests (true r: code 0.6, tool_use 0.4, hidden
-# from ReAD), where the shipped student starts weak (test exact match 0.031: 4 of 128 requests).  Composed tasks such as
-# code_tool do not respond to capability-only distillation at this scale: with the oracle allocation,
-# code and tool-use accuracy roughly double while code_tool falls (the composition is forgotten);
-# they still run with --task.
+# from ReAD), where the shipped student starts weak (test exact match 0.031: 4 of 128 requests).  The
+# single-pass composite tasks such as code_tool do not respond to capability-only distillation at this
+# scale (with the oracle allocation, code and tool-use accuracy roughly double while code_tool falls: the
+# composition is forgotten); the chained tasks (two skills, each step asked as its own request) do (README).
+# Every task runs with --task.
 TASK = "dev_assistant"
 
 FULL = LoopConfig(

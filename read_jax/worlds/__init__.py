@@ -21,10 +21,16 @@ translates word by word through a 36-entry lexicon (24 nouns, 10 digit words, 2 
 words; numerals are digit words joined by '-').  The composite tasks keep their formats in
 every preset (fact_reason uses '>' chains, lookup_translate arbitrary keys).
 
+Downstream tasks (`World.tasks`): six *composite* tasks (two skills inside one answer, single
+pass), two *workloads* (requests of single capabilities mixed by a hidden true r) and four
+*chained* tasks (two skills asked one after the other, `chain_tasks`), whose steps lie in the
+`tiny` preset's capability ranges.
+
 Harder or easier worlds: raise / lower the `WorldConfig` knobs (digits, pairs, items, list
 length, styles), or start from `WorldConfig.preset("tiny" | "default" | "hard")`.
 """
 
+from read_jax.worlds.chain_tasks import CHAIN_SPECS
 from read_jax.worlds.data import WorldConfig, WorldData
 from read_jax.worlds.tasks import TASK_SPECS, WORKLOAD_SPECS, TaskSpec, WorkloadSpec
 from read_jax.worlds.tokenizer import (
@@ -38,6 +44,7 @@ from read_jax.worlds.tokenizer import (
 from read_jax.worlds.world import World
 
 __all__ = [
+    "CHAIN_SPECS",
     "CHARSET",
     "SEP",
     "TASK_SPECS",

@@ -1,4 +1,5 @@
-"""Downstream tasks: composite ones (two capabilities, composed) and workloads (a mix).
+"""Downstream tasks: composite ones (two capabilities, composed in one answer) and workloads (a mix);
+the chained tasks (two capabilities, asked one after the other) are in `read_jax.worlds.chain_tasks`.
 
 A *workload* task (`WORKLOAD_SPECS`) is a stream of requests, each an ordinary example of
 one capability, drawn with weights the world knows and ReAD does not (its true r); utility
@@ -6,10 +7,10 @@ is exact match over the stream.  Composite tasks compose skills inside one answe
 sizes a 2-core CPU trains, that composition is forgotten faster than capability-only
 distillation improves the skills (see `read_jax/demo.py`), so the demo runs on a workload.
 
-Every composite op has a direct `solve` (from slots and the world's data) and, in
-`ORACLES`, an oracle that answers a composite *prompt* using only the component
-capabilities' solvers on component prompts (`World.solve`): the test suite checks
-that the two agree, i.e. that each task really is the composition of its skills.
+Every composite op has a direct `solve` (from slots and the world's data) and, in `PLANS`,
+a `ChainPlan`: the component capability requests it decomposes into.  Answered by the
+component capabilities' solvers (`World.solve`) the plan is the task's oracle: the test
+suite checks that the two agree, i.e. that each task really is the composition of its skills.
 
 With `WorldConfig.scratchpad` (default) answers show the intermediate result
 (e.g. `12+5=17`, `tree>miro`), the way a chain-of-thought answer would; utility is
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 from read_jax.errors import ReadJaxError
 from read_jax.worlds.code_lang import _code_expr, _code_list, _fmt, eval_expr, parse_list
+from read_jax.worlds.chain_plan import ChainPlan, last_answer, scratched
 from read_jax.worlds.data import ATTRIBUTES, DAYS, OP_WORDS, UNITS, WorldData
 from read_jax.worlds.op_base import Op, _pick
 from read_jax.worlds.ops import _chain_sample, _digits_pair, apply_steer, chain_order, order_ops
@@ -124,14 +126,6 @@ def _wp_solve(d: WorldData, s) -> str:
     return f"{a}{sym}{b}={res}" if d.config.scratchpad else str(res)
 
 
-def _wp_oracle(w: "World", s) -> str:
-    en = w.solve(w.fill("ml.en.0", text=f"{s['za']} {s['zop']} {s['zb']}"))
-    a, opw, b = en.split(" ")
-    res = w.solve(w.fill("ma.add.1" if opw == "plus" else "ma.sub.1", a=a, b=b))
-    sym = "+" if opw == "plus" else "-"
-    return f"{a}{sym}{b}={res}" if w.config.scratchpad else res
-
-
 # ------------------------------------------------------------------ tool_fact
 def _tf_weather_sample(d, rng, fixed) -> Slots:
     return {"e": _entity_uniform(d, rng), "day": _pick(rng, DAYS)}
@@ -178,25 +172,11 @@ def _fr_solve(sub: bool):
     return solve
 
 
-def _fr_oracle(sub: bool):
-    def oracle(w: "World", s) -> str:
-        v = w.solve(w.fill("ma.sub.0" if sub else "ma.add.0", a=s["a"], b=s["b"]))
-        out = w.solve(w.fill("st.0", ops=s["ops"], w=v))
-        return _scratch(w.data, v, out)
-
-    return oracle
-
-
 # ------------------------------------------------------------------ lookup_translate
 def _lt_solve(d, s) -> str:
     table = parse_ctx(s["ctx"])
     v = table[s["k"]]
     return _scratch(d, v, d.en2zl[v])
-
-
-def _lt_oracle(w: "World", s) -> str:
-    v = w.solve(w.fill("lc.0", ctx=s["ctx"], k=s["k"]))
-    return _scratch(w.data, v, w.solve(w.fill("ml.zl.0", text=v)))
 
 
 # ------------------------------------------------------------------ code_tool
@@ -213,11 +193,6 @@ def _ct_solve(d, s) -> str:
     return f"timer({v},{s['unit']})"
 
 
-def _ct_oracle(w: "World", s) -> str:
-    v = w.solve(w.fill("co.0", xs=s["xs"], expr=s["expr"]))
-    return w.solve(w.fill("to.timer.0", n=v, unit=s["unit"]))
-
-
 # ------------------------------------------------------------------ fact_reason
 def _fx_sample(d, rng, fixed) -> Slots:
     _, facts = _chain_sample(d, rng)
@@ -230,14 +205,6 @@ def _fx_solve(which: int):
         return _scratch(d, e, _kb(d, e, s["attr"]))
 
     return solve
-
-
-def _fx_oracle(which: int):
-    def oracle(w: "World", s) -> str:
-        e = w.solve(w.fill("re.max.0" if which == 0 else "re.min.0", facts=s["facts"]))
-        return _scratch(w.data, e, w.solve(w.fill("gk.attr.0", attr=s["attr"], e=e)))
-
-    return oracle
 
 
 def _no_factors(d, s) -> dict[str, float]:
@@ -266,27 +233,56 @@ COMPOSITE_OPS: dict[str, Op] = {
 }
 
 
-def _tf_oracle(tool_template: str, fact_template: str, arg_map: Callable[[Mapping[str, str], str], dict]):
-    def oracle(w: "World", s) -> str:
-        fact = w.solve(w.fill(fact_template, e=s["e"]))
-        return w.solve(w.fill(tool_template, **arg_map(s, fact)))
+def _expression(text: str) -> tuple[str, str, str]:
+    """``"<a> <plus|minus> <b>"`` (a translated word problem) as its three words."""
+    words = text.split(" ")
+    if len(words) != 3 or words[1] not in OP_WORDS:
+        raise ReadJaxError(f"{text!r} is not '<number> plus|minus <number>'")
+    return words[0], words[1], words[2]
 
-    return oracle
+
+def _wp_compute(w: "World", s: Slots, a: list[str]) -> str:
+    x, opw, y = _expression(a[0])
+    return w.fill("ma.add.1" if opw == "plus" else "ma.sub.1", a=x, b=y)
 
 
-ORACLES: dict[str, Callable[["World", Mapping[str, str]], str]] = {
-    "wp": _wp_oracle,
-    "tf_weather": _tf_oracle("to.weather.0", "gk.city.0", lambda s, f: {"city": f, "day": s["day"]}),
-    "tf_flight_from": _tf_oracle("to.flight.0", "gk.city.0", lambda s, f: {"src": f, "dst": s["c"]}),
-    "tf_flight_to": _tf_oracle("to.flight.0", "gk.city.0", lambda s, f: {"src": s["c"], "dst": f}),
-    "tf_timer": _tf_oracle("to.timer.0", "gk.age.0", lambda s, f: {"n": f, "unit": s["unit"]}),
-    "fr_add": _fr_oracle(False),
-    "fr_sub": _fr_oracle(True),
-    "lt": _lt_oracle,
-    "ct": _ct_oracle,
-    "fx_max": _fx_oracle(0),
-    "fx_min": _fx_oracle(-1),
+def _wp_combine(w: "World", s: Slots, a: list[str]) -> str:
+    x, opw, y = _expression(a[0])
+    return f"{x}{'+' if opw == 'plus' else '-'}{y}={a[1]}" if w.config.scratchpad else a[1]
+
+
+def _fact_then_tool(fact_template: str, tool_template: str, args: Callable[[Slots, str], dict]) -> ChainPlan:
+    return ChainPlan((lambda w, s, a: w.fill(fact_template, e=s["e"]),
+                      lambda w, s, a: w.fill(tool_template, **args(s, a[0]))), last_answer)
+
+
+def _format_plan(sub: bool) -> ChainPlan:
+    return ChainPlan((lambda w, s, a: w.fill("ma.sub.0" if sub else "ma.add.0", a=s["a"], b=s["b"]),
+                      lambda w, s, a: w.fill("st.0", ops=s["ops"], w=a[0])), scratched)
+
+
+def _reason_plan(which: int) -> ChainPlan:
+    return ChainPlan((lambda w, s, a: w.fill("re.max.0" if which == 0 else "re.min.0", facts=s["facts"]),
+                      lambda w, s, a: w.fill("gk.attr.0", attr=s["attr"], e=a[0])), scratched)
+
+
+PLANS: dict[str, ChainPlan] = {
+    "wp": ChainPlan((lambda w, s, a: w.fill("ml.en.0", text=f"{s['za']} {s['zop']} {s['zb']}"), _wp_compute),
+                    _wp_combine),
+    "tf_weather": _fact_then_tool("gk.city.0", "to.weather.0", lambda s, f: {"city": f, "day": s["day"]}),
+    "tf_flight_from": _fact_then_tool("gk.city.0", "to.flight.0", lambda s, f: {"src": f, "dst": s["c"]}),
+    "tf_flight_to": _fact_then_tool("gk.city.0", "to.flight.0", lambda s, f: {"src": s["c"], "dst": f}),
+    "tf_timer": _fact_then_tool("gk.age.0", "to.timer.0", lambda s, f: {"n": f, "unit": s["unit"]}),
+    "fr_add": _format_plan(False),
+    "fr_sub": _format_plan(True),
+    "lt": ChainPlan((lambda w, s, a: w.fill("lc.0", ctx=s["ctx"], k=s["k"]),
+                     lambda w, s, a: w.fill("ml.zl.0", text=a[0])), scratched),
+    "ct": ChainPlan((lambda w, s, a: w.fill("co.0", xs=s["xs"], expr=s["expr"]),
+                     lambda w, s, a: w.fill("to.timer.0", n=a[0], unit=s["unit"])), last_answer),
+    "fx_max": _reason_plan(0),
+    "fx_min": _reason_plan(-1),
 }
+
 
 @dataclass(frozen=True)
 class WorkloadSpec:
@@ -320,4 +316,4 @@ WORKLOAD_SPECS: tuple[WorkloadSpec, ...] = (
     ),
 )
 
-__all__ = ["COMPOSITE_OPS", "ORACLES", "TASK_SPECS", "TaskSpec", "WORKLOAD_SPECS", "WorkloadSpec"]
+__all__ = ["COMPOSITE_OPS", "PLANS", "ChainPlan", "TASK_SPECS", "TaskSpec", "WORKLOAD_SPECS", "WorkloadSpec"]

@@ -15,6 +15,7 @@ arguments always give the same examples.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -26,10 +27,13 @@ from read_jax.capabilities import (
     SamplerConfig, Task, TaskCard, Template, TemplateLibrary, exact_match, fit_scales, raw_difficulty,
 )
 from read_jax.errors import ReadJaxError
+from read_jax.worlds.world_chain import WorldChain
 from read_jax.worlds.data import WorldConfig, WorldData, build_world_data
 from read_jax.worlds.ops import OPS, Op
 from read_jax.worlds.rationales import cot_prompt, final_answer, rationale, with_rationale
-from read_jax.worlds.tasks import COMPOSITE_OPS, ORACLES, TASK_SPECS, WORKLOAD_SPECS, TaskSpec, WorkloadSpec
+from read_jax.worlds.chain_plan import ChainPlan
+from read_jax.worlds.chain_tasks import CHAIN_OPS, CHAIN_PLANS, CHAIN_SPECS
+from read_jax.worlds.tasks import COMPOSITE_OPS, PLANS, TASK_SPECS, WORKLOAD_SPECS, TaskSpec, WorkloadSpec
 from read_jax.worlds.tokenizer import SEP, build_tokenizer
 
 _HERE = Path(__file__).parent
@@ -39,6 +43,8 @@ TASK_TEMPLATE_DIR = _HERE / "task_templates"
 # stream ids for np.random.default_rng([world_seed, stream, ...])
 _CALIB, _SAMPLE, _TASK, _MIX, _PROBE, _EXEMPLAR = 1, 2, 3, 4, 5, 6
 _MAX_TRIES = 400
+TASK_OPS: dict[str, Op] = {**COMPOSITE_OPS, **CHAIN_OPS}  # ops of the task templates (composite and chained)
+TASK_PLANS: dict[str, ChainPlan] = {**PLANS, **CHAIN_PLANS}
 
 
 class World:
@@ -55,22 +61,23 @@ class World:
         self.library = TemplateLibrary([t for t in self.all_templates
                                         if not t.style or t.style == self.config.style(t.capability)],
                                        capabilities=self.capabilities)
-        self.task_library = TemplateLibrary.load(TASK_TEMPLATE_DIR, capabilities=[s.name for s in TASK_SPECS])
+        self.task_library = TemplateLibrary.load(TASK_TEMPLATE_DIR,
+                                                 capabilities=[s.name for s in TASK_SPECS + CHAIN_SPECS])
         for t in self.all_templates:
             if t.op not in OPS or OPS[t.op].capability != t.capability:
                 raise ReadJaxError(f"template {t.id!r}: op {t.op!r} is not a {t.capability} op")
         for t in self.task_library:
-            if t.op not in COMPOSITE_OPS or COMPOSITE_OPS[t.op].capability != t.capability:
+            if t.op not in TASK_OPS or TASK_OPS[t.op].capability != t.capability:
                 raise ReadJaxError(f"task template {t.id!r}: op {t.op!r} is not a {t.capability} op")
         self.sep = SEP
         self.scales: dict[str, DifficultyScale] = self._calibrate()
 
     def __repr__(self) -> str:
-        return f"World(seed={self.seed}, capabilities={len(self.capabilities)}, tasks={len(TASK_SPECS)})"
+        return f"World(seed={self.seed}, capabilities={len(self.capabilities)}, tasks={len(self.task_names)})"
 
     # ------------------------------------------------------------------ examples
     def _op(self, template: Template) -> Op:
-        return OPS[template.op] if template.op in OPS else COMPOSITE_OPS[template.op]
+        return OPS[template.op] if template.op in OPS else TASK_OPS[template.op]
 
     def _raw(self, template: Template, slots: Mapping[str, str]) -> float:
         return raw_difficulty(self._op(template).factors(self.data, slots)) + template.bonus
@@ -104,6 +111,22 @@ class World:
                            tier=tier, slots=slots)
         return Example(prompt, answer, template_id=template.id, task=template.capability, slots=slots)
 
+    def request(self, op: str, key: str, **slots: str) -> str:
+        """A capability request of ``op`` with these slot values, in one of the world's active templates of
+        that op (those whose fixed slots agree), chosen by a stable hash of ``key``: a chained task's step
+        is asked the way the capability's own requests are.  Without an active one (a style this preset
+        does not use), any template of the op."""
+        slots = {k: str(v) for k, v in slots.items()}
+
+        def fits(t: Template) -> bool:
+            return t.op == op and all(slots.get(k) == v for k, v in dict(t.fixed).items())
+
+        candidates = [t for t in self.library if fits(t)] or [t for t in self.all_templates if fits(t)]
+        if not candidates:
+            raise ReadJaxError(f"no template of op {op!r} fits slots {sorted(slots)}")
+        pick = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") % len(candidates)
+        return candidates[pick].fill(slots)
+
     def template(self, template_id: str) -> Template:
         try:
             return self.all_templates[template_id]
@@ -134,9 +157,10 @@ class World:
         if capability in self.capabilities:
             temps = self.library.for_capability(capability)
             stream = self.capabilities.index(capability)
-        elif capability in self.composite_task_names:
+        elif capability in self.composite_task_names + self.chained_task_names:
             temps = self.task_library.for_capability(capability)
-            stream = 100 + self.composite_task_names.index(capability)
+            stream = (100 + self.composite_task_names.index(capability) if capability in self.composite_task_names
+                      else 300 + self.chained_task_names.index(capability))
             if difficulty is not None:
                 raise ReadJaxError("difficulty filters apply to capability examples only")
         else:
@@ -180,13 +204,14 @@ class World:
         return answers.pop()
 
     def oracle(self, example: Example | str) -> str:
-        """Answer a composite-task prompt by composing component-capability solvers only (a workload
-        request, one capability's example, by that capability's solver)."""
+        """Answer a composite-task prompt by composing component-capability solvers only: its
+        `ChainPlan` with every step answered exactly (a workload request, one capability's example,
+        by that capability's solver)."""
         if isinstance(example, Example) and example.task is not None and example.capability is not None:
             return self.solve(example.prompt, example.capability)
         prompt = example.prompt if isinstance(example, Example) else example
         parses = self.task_library.parse(prompt)
-        answers = {ORACLES[t.op](self, slots) for t, slots in parses}
+        answers = {TASK_PLANS[t.op].run(self, slots, self.solve)[1] for t, slots in parses}
         if len(answers) != 1:
             raise ReadJaxError(f"task prompt {prompt!r} has {len(answers)} oracle answers")
         return answers.pop()
@@ -214,9 +239,21 @@ class World:
         return tuple(s.name for s in TASK_SPECS)
 
     @property
+    def workload_task_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in WORKLOAD_SPECS)
+
+    @property
+    def chained_task_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in CHAIN_SPECS)
+
+    @property
     def task_names(self) -> tuple[str, ...]:
-        """Composite tasks, then workloads."""
-        return self.composite_task_names + tuple(s.name for s in WORKLOAD_SPECS)
+        """Composite tasks, workloads, then chained tasks."""
+        return self.composite_task_names + self.workload_task_names + self.chained_task_names
+
+    def plan(self, template_id: str) -> ChainPlan:
+        """The capability requests a composite or chained task template's request decomposes into."""
+        return TASK_PLANS[self.template(template_id).op]
 
     def _true_r(self, spec: TaskSpec | WorkloadSpec) -> np.ndarray:
         return self.registry.vector(spec.requirement, normalise=True)
@@ -254,7 +291,7 @@ class World:
     @cached_property
     def tasks(self) -> tuple[Task, ...]:
         out = []
-        for i, spec in enumerate(TASK_SPECS + WORKLOAD_SPECS):
+        for i, spec in enumerate(TASK_SPECS + WORKLOAD_SPECS + CHAIN_SPECS):  # appended: earlier tasks' streams stay
             ex_rng = np.random.default_rng([self.seed, _EXEMPLAR, i])
             exemplars = self._draw_unique(spec, ex_rng, 3, set())
             taken = {e.prompt for e in exemplars}
@@ -276,8 +313,14 @@ class World:
                 test_seed=spec.test_seed,
                 stated_requirement=tuple(self.registry.as_dict(r).items()) if self.config.cards_state_requirement else None,
             )
-            out.append(Task(card=card, dev=tuple(dev), test=tuple(test), true_r=r, scorer=self.score))
+            out.append(Task(card=card, dev=tuple(dev), test=tuple(test), true_r=r, scorer=self.score,
+                            chain=self.chain if spec in CHAIN_SPECS else None))
         return tuple(out)
+
+    @cached_property
+    def chain(self) -> WorldChain:
+        """How a chained task's requests are answered: its plan's capability requests, one by one."""
+        return WorldChain(self)
 
     def task(self, name: str) -> Task:
         for t in self.tasks:
@@ -288,19 +331,25 @@ class World:
     def true_requirements(self) -> dict[str, np.ndarray]:
         return {t.name: t.true_r for t in self.tasks}
 
-    def eval_prompts(self, workloads: bool = True) -> list[str]:
+    def eval_prompts(self, workloads: bool = True, chained: bool = False) -> list[str]:
         """Every prompt of every task's dev and test split and card exemplars (composite tasks only
-        without ``workloads``)."""
+        without ``workloads``; chained tasks only with ``chained``: the recipes' training streams,
+        which filter with this list, predate them).  A chained task's step prompts are
+        in `leakage_filter`."""
         out = []
         for t in self.tasks:
-            if not workloads and t.name not in self.composite_task_names:
+            if (not workloads and t.name in self.workload_task_names) or (not chained and t.name in self.chained_task_names):
                 continue
             out.extend(e.prompt for e in t.dev + t.test)
             out.extend(p for p, _ in t.card.exemplars)
         return out
 
     def leakage_filter(self, extra_prompts: Sequence[str] = ()) -> LeakageFilter:
-        return LeakageFilter([*self.eval_prompts(), *extra_prompts])
+        """Every evaluation prompt of every task plus ``extra_prompts``: what ReAD's generated data must never
+        contain.  A chained task's requests are in it, its steps' capability requests are not: they are
+        ordinary requests of a capability, and in the ``tiny`` preset 88 % of its knowledge questions (drawn
+        as the capability draws them) are one, so keeping them out would leave little knowledge to distil."""
+        return LeakageFilter([*self.eval_prompts(chained=True), *extra_prompts])
 
     # ------------------------------------------------------------------ suites and mixtures
     def probe_suite(self, n_per_capability: int = 32, seed: int = 0) -> dict[str, list[Example]]:
