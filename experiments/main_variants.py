@@ -4,7 +4,7 @@
 
 VARIANT is one of
   true_r         ``requirement: true``: the world's own r (the workloads' mixture weights, the
-                 composites' two skills) instead of the learned g_φ's estimate, whose
+                 composed task's two skills) instead of the learned g_φ's estimate, whose
                  leave-one-task-out error is large on this world (RESULTS.md).  The gap separates
                  what is lost to requirement identification from what the allocator itself does.
                  Not part of the paper's protocol: the true r of a real task is unknowable.
