@@ -18,7 +18,7 @@ Each variant reruns the same tasks, seeds, budget and loop (built by
 again as a pairing check: its utility must equal the main table's seed by seed, and where the
 variant keeps the requirement stage its estimate of r must agree (within R_TOLERANCE: g_φ retrained
 from scratch is not reproduced bit for bit).  Cells live in
-ROOT/main_variants/VARIANT/<task>-seed<s> (resumable); the summary is
+ROOT/main_variants/VARIANT/<code version>/<task>-seed<s> (resumable); the summary is
 ROOT/main_variants/VARIANT.json and the table is printed.  Diagnostics beside the paper's suites, so
 not a suite of `read-jax results`.
 """
@@ -66,12 +66,13 @@ def _name(policy: str) -> str:
 def run(variant: str, root: Path, seeds: int) -> dict:
     main = read_json(root / "main.json", "main table")
     by_cell = {(c["labels"]["task"], c["labels"]["seed"]): c for c in main["cells"]}
-    rows, policies = [], ()
+    rows, policies, version = [], (), code_version()
     for cell in main_table(False, str(root)):
         task, seed = cell.labels["task"], cell.labels["seed"]
         if seed >= seeds:
             continue
-        out = root / "main_variants" / variant / f"{task}-seed{seed}"
+        # keyed by the code version, as the suites' cells are: cells of other code are never reused
+        out = root / "main_variants" / variant / version / f"{task}-seed{seed}"
         config = VARIANTS[variant](cell.config)
         policies = tuple(_name(p) for p in config.policies)
         if not (out / "report.json").exists():
@@ -92,7 +93,7 @@ def run(variant: str, root: Path, seeds: int) -> dict:
             raise SystemExit(f"pairing check failed: uniform differs on {task} seed {seed}")
         rows.append(row)
     return {"variant": variant, "command": f"python experiments/main_variants.py {variant}",
-            "code_version": code_version(), "commit": git_commit(), "main_code_version": main["code_version"],
+            "code_version": version, "commit": git_commit(), "main_code_version": main["code_version"],
             "policies": policies, "rows": rows}
 
 

@@ -69,8 +69,8 @@ def test_main_variants_change_one_thing_and_check_the_pairing(tmp_path, variant)
     main = {"code_version": "x", "cells": [{"labels": c.labels, "policies": {n: {"utility": 0.25} for n in names},
                                             "requirement": {"estimated": R_HAT}} for c in cells]}
     (tmp_path / "main.json").write_text(json.dumps(main))
-    for cell in cells:  # finished variant cells: run() only reads them
-        out = tmp_path / "main_variants" / variant / f"{cell.labels['task']}-seed0"
+    for cell in cells:  # finished variant cells of this code version: run() only reads them
+        out = tmp_path / "main_variants" / variant / mv.code_version() / f"{cell.labels['task']}-seed0"
         out.mkdir(parents=True)
         (out / "report.json").write_text(json.dumps(_report({n: 0.5 for n in names} | {"uniform": 0.25})))
     summary = mv.run(variant, tmp_path, seeds=1)
