@@ -133,3 +133,20 @@ def test_full_suites_have_the_sizes_the_issue_asks_for(tmp_path):
     variants = {c.labels["variant"] for c in suites.SUITES["ablations"].build(False, str(tmp_path))}
     assert {"no_spillover_penalty", "no_kappa_decay", "no_calibration", "context_without_rho", "top_k_2",
             "top_k_4"} <= variants
+
+
+def test_overhead_table_splits_the_intervals_wall_time_into_phases():
+    """Each row's phase shares cover the whole wall time, and its overhead is the sum of ReAD's own
+    phases (the same `overhead_share` the experiment writes)."""
+    from read_jax.experiment.report import OVERHEAD_PHASES, overhead_share
+
+    rng = np.random.default_rng(0)
+    cells = [_cell({"task": "t", "seed": s}, ["read"], [0.3]) for s in range(3)]
+    for c in cells:
+        seconds = dict(zip(report._PHASES, rng.uniform(0.1, 10.0, len(report._PHASES)).tolist()))
+        c["policies"]["read"].update(phase_seconds=seconds, overhead_share=overhead_share(seconds))
+    row = next(line for line in report._overhead_table(cells) if line.startswith("| read |"))
+    means = [float(x.split("±")[0]) for x in row.strip("|").split("|")[1:]]
+    overhead, phases = means[0], dict(zip(report._PHASES, means[1:]))
+    assert abs(sum(phases.values()) - 100) < 0.1 * len(phases)  # rounded to 0.1 per column
+    assert abs(overhead - sum(phases[k] for k in OVERHEAD_PHASES)) < 0.1 * len(OVERHEAD_PHASES)
