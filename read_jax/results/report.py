@@ -75,14 +75,13 @@ def main_section(data: dict[str, Any]) -> list[str]:
     return lines + _overhead_table(data["cells"])
 
 
-# the intervals' phases (`read_jax.experiment.report`): the paper's overhead is ReAD's own machinery
-# (probes, bandit, checkpoints) against the work any distillation does (generation, training, dev checks)
-_PHASES = ("generate", "train", "dev_eval", "probe", "bandit", "bookkeeping")
-
-
 def _overhead_table(cells: list[dict[str, Any]]) -> list[str]:
-    """Per policy: each phase's share of the intervals' wall time and their overhead sum, mean ± CI over
-    cells, so where the overhead goes is visible beside the paper's one number."""
+    """Per policy: each phase's share of the intervals' wall time and the overhead (ReAD's own machinery:
+    probes, bandit, checkpoints; `read_jax.experiment.report.OVERHEAD_PHASES`), mean ± CI over cells, so
+    where the overhead goes is visible beside the paper's one number.  The phases are the ones the runs
+    recorded (a phase a run did not record counts as 0 s there)."""
+    recorded = [p.get("phase_seconds") or {} for c in cells for p in c["policies"].values()]
+    shown = list(dict.fromkeys(k for seconds in recorded for k in seconds))
     shares: dict[str, list[float]] = defaultdict(list)
     phases: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c in cells:
@@ -90,10 +89,9 @@ def _overhead_table(cells: list[dict[str, Any]]) -> list[str]:
             shares[n].append(100 * p["overhead_share"])
             seconds = p.get("phase_seconds") or {}
             total = sum(seconds.values())
-            for k in _PHASES:
-                if total > 0:
+            if total > 0:
+                for k in shown:
                     phases[n][k].append(100 * seconds.get(k, 0.0) / total)
-    shown = [k for k in _PHASES if any(phases[n][k] for n in phases)]
     lines = ["### Overhead: probes + bandit + checkpointing, share of the intervals' wall time (paper: 5.63 %)", "",
              "Each phase's share of the intervals' wall time, % (mean ± CI over cells); overhead = probe + bandit "
              "+ bookkeeping (checkpoints, history).", "",
